@@ -1,0 +1,24 @@
+"""Filters that turn a service catalog entry into a Docker create body."""
+
+
+def service_config(entry):
+    """Docker create body for a catalog entry: image, env, published ports, labels, command."""
+    ports = entry.get("ports") or {}
+    config = {
+        "Image": entry["image"],
+        "Env": ["%s=%s" % (key, value) for key, value in sorted((entry.get("env") or {}).items())],
+        "Labels": dict(entry.get("labels") or {}, **{"edge-migrate.service": entry.get("name", "")}),
+        "ExposedPorts": {port: {} for port in ports},
+        "HostConfig": {
+            "PortBindings": {port: [{"HostIp": "", "HostPort": str(host_port)}] for port, host_port in ports.items()},
+            "RestartPolicy": {"Name": entry.get("restart_policy", "no")},
+        },
+    }
+    if entry.get("command"):
+        config["Cmd"] = list(entry["command"])
+    return config
+
+
+class FilterModule:
+    def filters(self):
+        return {"service_config": service_config}

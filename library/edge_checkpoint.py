@@ -1,0 +1,115 @@
+#!/usr/bin/python
+"""Ansible module: checkpoint a running container into a private directory."""
+
+DOCUMENTATION = r"""
+module: edge_checkpoint
+short_description: Checkpoint a running container with CRIU through the Docker Engine
+description:
+  - Dumps the memory state of a running container into I(checkpoint_dir)/I(checkpoint_name)
+    through the engine's checkpoint endpoint. With I(leave_running) the container goes on
+    running (a warm-up checkpoint); without it the container stops (the final checkpoint).
+  - The directory is created C(0700), as memory images hold the process's secrets.
+  - A checkpoint of the same name left by an earlier run is replaced.
+options:
+  name:
+    description: Container name (or id).
+    type: str
+    required: true
+  checkpoint_dir:
+    description: Parent directory of the checkpoint on this host.
+    type: path
+    required: true
+  checkpoint_name:
+    description: Name of the checkpoint (its subdirectory).
+    type: str
+    required: true
+  leave_running:
+    description: Keep the container running after the dump.
+    type: bool
+    default: true
+  docker_host:
+    description: Docker Engine address.
+    type: str
+    default: unix:///var/run/docker.sock
+  docker_timeout:
+    description: Seconds to wait for a Docker Engine call.
+    type: int
+    default: 120
+requirements: [docker (Python SDK), CRIU on the host]
+author: edge-migrate developers
+"""
+
+EXAMPLES = r"""
+- name: Warm-up checkpoint, container keeps running
+  edge_checkpoint:
+    name: openface
+    checkpoint_dir: /var/lib/edge-migrate/openface-1
+    checkpoint_name: base
+    leave_running: true
+"""
+
+RETURN = r"""
+path:
+  description: Directory holding the memory images.
+  type: str
+  returned: success
+size_bytes:
+  description: Total size of the images.
+  type: int
+  returned: success
+files:
+  description: Number of image files.
+  type: int
+  returned: success
+duration_s:
+  description: Time the checkpoint took, in seconds.
+  type: float
+  returned: success
+started_at:
+  description: Epoch time at which the dump began (the container is frozen from then on when not left running).
+  type: float
+  returned: success
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_docker import DockerError, checkpoint, inspect_container
+from ansible.module_utils.edge_images import list_files, make_private_dir, remove_tree, tree_size
+from ansible.module_utils.edge_module import DOCKER_ARGS, docker_api, fail
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(
+        name=dict(type="str", required=True),
+        checkpoint_dir=dict(type="path", required=True),
+        checkpoint_name=dict(type="str", required=True),
+        leave_running=dict(type="bool", default=True),
+        **DOCKER_ARGS), supports_check_mode=True)
+    params = module.params
+    path = os.path.join(params["checkpoint_dir"], params["checkpoint_name"])
+    try:
+        api = docker_api(module)
+        inspect = inspect_container(api, params["name"])
+        if inspect is None or not inspect["State"].get("Running"):
+            module.fail_json(msg="container %s is not running on this host; only a running container can be "
+                             "checkpointed"
+                             % params["name"], cmd="GET /containers/%s/json" % params["name"], rc=None, stderr="")
+        if module.check_mode:
+            module.exit_json(changed=True, path=path)
+        make_private_dir(params["checkpoint_dir"])
+        remove_tree(path)
+        started_at = time.time()
+        begin = time.monotonic()
+        checkpoint(api, inspect["Id"], params["checkpoint_dir"], params["checkpoint_name"], params["leave_running"])
+        duration = time.monotonic() - begin
+        os.chmod(path, 0o700)
+    except (DockerError, OSError) as exc:
+        fail(module, exc)
+    module.exit_json(changed=True, path=path, size_bytes=tree_size(path), files=len(list_files(path)),
+                     duration_s=round(duration, 4), started_at=started_at)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+#!/usr/bin/python
+"""Ansible module: stop or remove a container."""
+
+DOCUMENTATION = r"""
+module: edge_container
+short_description: Stop or remove a container on this host
+description:
+  - Used at the end of a migration (remove or keep stopped the source container) and by
+    the C(cold) strategy (stop the source).
+options:
+  name:
+    description: Container name.
+    type: str
+    required: true
+  state:
+    description: C(absent) removes the container, C(stopped) stops it.
+    type: str
+    choices: [absent, stopped]
+    default: absent
+  stop_timeout:
+    description: Seconds to wait for a graceful stop before the kill.
+    type: int
+    default: 10
+  docker_host:
+    description: Docker Engine address.
+    type: str
+    default: unix:///var/run/docker.sock
+  docker_timeout:
+    description: Seconds to wait for a Docker Engine call.
+    type: int
+    default: 120
+requirements: [docker (Python SDK)]
+author: edge-migrate developers
+"""
+
+EXAMPLES = r"""
+- name: Remove the source container after the migration
+  edge_container:
+    name: openface
+    state: absent
+"""
+
+RETURN = r"""
+existed:
+  description: Whether a container of that name was there.
+  type: bool
+  returned: always
+stopped_at:
+  description: Epoch time at which the stop or removal began (the service's last moment on this host).
+  type: float
+  returned: when changed
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_docker import DockerError, inspect_container, remove, stop
+from ansible.module_utils.edge_module import DOCKER_ARGS, docker_api, fail
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(
+        name=dict(type="str", required=True),
+        state=dict(type="str", choices=["absent", "stopped"], default="absent"),
+        stop_timeout=dict(type="int", default=10),
+        **DOCKER_ARGS), supports_check_mode=True)
+    params = module.params
+    try:
+        api = docker_api(module)
+        inspect = inspect_container(api, params["name"])
+        if inspect is None:
+            module.exit_json(changed=False, existed=False)
+        running = bool(inspect["State"].get("Running"))
+        stopped_at = None
+        changed = params["state"] == "absent" or running
+        if changed and not module.check_mode:
+            stopped_at = time.time()
+            if params["state"] == "absent":
+                remove(api, inspect["Id"])
+            else:
+                stop(api, inspect["Id"], params["stop_timeout"])
+    except DockerError as exc:
+        fail(module, exc)
+    module.exit_json(changed=changed, existed=True, **({"stopped_at": stopped_at} if stopped_at else {}))
+
+
+if __name__ == "__main__":
+    main()

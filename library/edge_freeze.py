@@ -1,0 +1,210 @@
+#!/usr/bin/python
+"""Ansible module: the source's side of the frozen window, in one call."""
+
+DOCUMENTATION = r"""
+module: edge_freeze
+short_description: Final checkpoint, delta and push to the destination, in one call on the source
+description:
+  - The part of a migration that runs on the source while the service is frozen, in one
+    module call so the frozen window holds a single Ansible round trip on this side
+    (each task costs about 0.2 s).
+  - Takes the final checkpoint (the container stops), then with I(mode=delta) writes the
+    xdelta3 delta of its images against I(base_dir) (as M(edge_delta) does) and pushes only
+    the delta to the destination; with I(mode=whole) pushes the whole final checkpoint
+    with rsync onto the copy of the warm-up checkpoint the destination already holds.
+  - On failure after the checkpoint the result has C(frozen=true) and C(final_dir); the
+    container is stopped and its final checkpoint is on this host for a rollback.
+  - A container whose restart policy would restart it after the checkpoint is set to
+    C(no) first; the destination (or a rollback) gets the original policy back.
+options:
+  name:
+    description: Container name.
+    type: str
+    required: true
+  checkpoint_dir:
+    description: Parent directory of the checkpoints of this migration on this host.
+    type: path
+    required: true
+  checkpoint_name:
+    description: Name of the final checkpoint.
+    type: str
+    default: final
+  base_dir:
+    description: Warm-up checkpoint on this host (required for I(mode=delta)).
+    type: path
+  delta_dir:
+    description: Where the delta is written (I(mode=delta)).
+    type: path
+  mode:
+    description: C(delta) sends xdelta3 patches, C(whole) sends the final checkpoint with rsync.
+    type: str
+    choices: [delta, whole]
+    default: delta
+  min_delta_size:
+    description: Files smaller than this are sent whole.
+    type: int
+    default: 65536
+  workers:
+    description: Parallel encodes (default the number of CPUs).
+    type: int
+  dest_host:
+    description: Address of the destination as this host reaches it.
+    type: str
+    required: true
+  dest_dir:
+    description: Directory on the destination that receives the delta (or the final checkpoint).
+    type: path
+    required: true
+  dest_user:
+    description: SSH user on the destination.
+    type: str
+    default: root
+  ssh_key:
+    description: Private key this host uses to reach the destination.
+    type: path
+  known_hosts:
+    description: known_hosts file with the destination's pinned host key.
+    type: path
+  ssh_port:
+    description: SSH port of the destination.
+    type: int
+  timeout:
+    description: rsync I/O timeout in seconds.
+    type: int
+    default: 60
+  compress:
+    description: Compress with zstd on the wire.
+    type: bool
+    default: false
+  docker_host:
+    description: Docker Engine address.
+    type: str
+    default: unix:///var/run/docker.sock
+  docker_timeout:
+    description: Seconds to wait for a Docker Engine call.
+    type: int
+    default: 120
+requirements: [docker (Python SDK), CRIU, xdelta3, rsync, ssh]
+author: edge-migrate developers
+"""
+
+EXAMPLES = r"""
+- name: Freeze openface and send the delta to edge2
+  edge_freeze:
+    name: openface
+    checkpoint_dir: /var/lib/edge-migrate/openface-1
+    base_dir: /var/lib/edge-migrate/openface-1/base
+    delta_dir: /var/lib/edge-migrate/openface-1/delta
+    dest_host: 10.0.0.12
+    dest_dir: /var/lib/edge-migrate/openface-1/delta
+"""
+
+RETURN = r"""
+phases:
+  description: Seconds per phase (checkpoint, xdelta_source, final_rsync).
+  type: dict
+  returned: always
+frozen:
+  description: Whether the container was checkpointed (and so is stopped).
+  type: bool
+  returned: always
+frozen_at:
+  description: Epoch time at which the final dump began.
+  type: float
+  returned: when frozen
+final_dir:
+  description: The final checkpoint on this host.
+  type: str
+  returned: always
+checkpoint_size:
+  description: Size of the final checkpoint.
+  type: int
+  returned: when frozen
+bytes_sent:
+  description: Bytes sent to the destination during the freeze.
+  type: int
+  returned: success
+delta_bytes:
+  description: Size of the delta (I(mode=delta)).
+  type: int
+  returned: success
+restart_policy:
+  description: The container's restart policy before the freeze.
+  type: dict
+  returned: always
+"""
+
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_docker import checkpoint, inspect_container, set_restart_policy
+from ansible.module_utils.edge_errors import EdgeError
+from ansible.module_utils.edge_images import encode, make_private_dir, remove_tree, tree_size
+from ansible.module_utils.edge_module import DOCKER_ARGS, Phases, docker_api, fail, runner
+from ansible.module_utils.edge_transfer import SYNC_ARGS, push, push_options
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(
+        name=dict(type="str", required=True),
+        checkpoint_dir=dict(type="path", required=True),
+        checkpoint_name=dict(type="str", default="final"),
+        base_dir=dict(type="path"),
+        delta_dir=dict(type="path"),
+        mode=dict(type="str", choices=["delta", "whole"], default="delta"),
+        min_delta_size=dict(type="int", default=65536),
+        workers=dict(type="int"),
+        **SYNC_ARGS, **DOCKER_ARGS),
+        required_if=[("mode", "delta", ("base_dir", "delta_dir"))],
+        supports_check_mode=True)
+    params = module.params
+    final_dir = os.path.join(params["checkpoint_dir"], params["checkpoint_name"])
+    phases = Phases()
+    result = dict(changed=False, frozen=False, final_dir=final_dir, phases=phases.durations, restart_policy={})
+    try:
+        api = docker_api(module)
+        inspect = inspect_container(api, params["name"])
+        if inspect is None or not inspect["State"].get("Running"):
+            module.fail_json(msg="container %s is not running on this host, nothing to freeze" % params["name"],
+                             cmd="GET /containers/%s/json" % params["name"], rc=None, stderr="", **result)
+        if params["mode"] == "delta" and not os.path.isdir(params["base_dir"]):
+            module.fail_json(msg="the warm-up checkpoint %s is missing on this host" % params["base_dir"],
+                             cmd=None, rc=None, stderr="", **result)
+        if module.check_mode:
+            module.exit_json(changed=True, **{k: v for k, v in result.items() if k != "changed"})
+        policy = inspect["HostConfig"].get("RestartPolicy") or {}
+        result["restart_policy"] = policy
+        if policy.get("Name") not in (None, "", "no"):
+            set_restart_policy(api, inspect["Id"], {"Name": "no"})
+        make_private_dir(params["checkpoint_dir"])
+        remove_tree(final_dir)
+        result["changed"] = True
+        result["frozen_at"] = time.time()
+        with phases("checkpoint"):
+            result["frozen"] = True  # from here on the container is stopped or stopping
+            checkpoint(api, inspect["Id"], params["checkpoint_dir"], params["checkpoint_name"], leave_running=False)
+        os.chmod(final_dir, 0o700)
+        result["checkpoint_size"] = tree_size(final_dir)
+        if params["mode"] == "delta":
+            with phases("xdelta_source"):
+                remove_tree(params["delta_dir"])
+                encode(runner(module), params["base_dir"], final_dir, params["delta_dir"],
+                       params["min_delta_size"], params["workers"])
+            result["delta_bytes"] = tree_size(params["delta_dir"])
+            sent_dir, whole_file = params["delta_dir"], True
+        else:
+            sent_dir, whole_file = final_dir, False
+        with phases("final_rsync"):
+            stats = push(runner(module), sent_dir, params["dest_host"], params["dest_dir"],
+                         whole_file=whole_file, **push_options(params))
+        result["bytes_sent"] = stats["bytes_sent"]
+    except EdgeError as exc:
+        fail(module, exc, **result)
+    except OSError as exc:
+        fail(module, EdgeError("freeze of %s failed: %s" % (params["name"], exc)), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+#!/usr/bin/python
+"""Ansible module (controller side): write a migration's report."""
+
+DOCUMENTATION = r"""
+module: edge_report
+short_description: Write a migration's report (JSON + CSV row) and return a short summary
+description:
+  - Builds the report of one migration from the raw results of its tasks (per-phase
+    durations with the reference prototype's phase names, bytes sent in warm-up and in
+    freeze, checkpoint size, downtime from freeze to running, outcome, tool versions),
+    writes it to I(reports_dir)/<UTC timestamp>-<service>.json and appends a row to
+    I(reports_dir)/migrations.csv.
+  - Runs on the controller.
+options:
+  request:
+    description:
+      - The migration and its outcome, with keys migration_id, service, source,
+        destination, strategy, outcome (migrated, rolled_back or failed), cause,
+        started_at and finished_at (epoch seconds).
+    type: dict
+    required: true
+  results:
+    description:
+      - Raw registered results of the migration's tasks, by role (warmup_checkpoint,
+        warmup_sync, prepare, freeze, restore, cold_stop, source_info, destination_info).
+    type: dict
+    required: true
+  reports_dir:
+    description: Directory of the reports.
+    type: path
+    default: reports
+author: edge-migrate developers
+"""
+
+EXAMPLES = r"""
+- name: Write the report
+  edge_report:
+    request: "{{ migration_request }}"
+    results: "{{ migration_results }}"
+  delegate_to: localhost
+"""
+
+RETURN = r"""
+report:
+  description: The report.
+  type: dict
+  returned: success
+path:
+  description: Path of the JSON report.
+  type: str
+  returned: success
+csv_path:
+  description: Path of the CSV with one row per migration.
+  type: str
+  returned: success
+summary:
+  description: The report in a few lines.
+  type: list
+  elements: str
+  returned: success
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_report import build, summary, write
+
+REQUIRED_REQUEST_KEYS = ("migration_id", "service", "source", "destination", "strategy", "outcome",
+                         "started_at", "finished_at")
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(
+        request=dict(type="dict", required=True),
+        results=dict(type="dict", required=True),
+        reports_dir=dict(type="path", default="reports"),
+    ), supports_check_mode=True)
+    request = module.params["request"]
+    missing = [key for key in REQUIRED_REQUEST_KEYS if request.get(key) in (None, "")]
+    if missing:
+        module.fail_json(msg="the report request lacks %s" % ", ".join(missing), cmd=None, rc=None, stderr="")
+    for key in ("started_at", "finished_at"):
+        request[key] = float(request[key])
+    report = build(request, module.params["results"])
+    if module.check_mode:
+        module.exit_json(changed=False, report=report, summary=summary(report))
+    path, csv_path = write(report, module.params["reports_dir"])
+    module.exit_json(changed=True, report=report, path=path, csv_path=csv_path, summary=summary(report))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+#!/usr/bin/python
+"""Ansible module: create a container from a portable configuration and start it, from a checkpoint when given."""
+
+DOCUMENTATION = r"""
+module: edge_restore
+short_description: Create a container like the source's and start it from a checkpoint
+description:
+  - With I(state=created) pulls the image and creates the container from I(config)
+    (the source's image, command, entrypoint, env, labels, published ports, mounts,
+    restart policy, network mode...) without starting it (the warm-up step). It is idempotent, an
+    existing container of that name from the same image is left alone.
+  - With I(state=started) optionally rebuilds the final checkpoint first (I(patch_base_dir)
+    + I(patch_delta_dir), verified file by file as M(edge_patch) does), creates the
+    container if needed, places the checkpoint where dockerd looks for it (a custom
+    checkpoint directory is not supported on start, moby#37344), starts the container from
+    it and checks that it runs. Without I(checkpoint_path) the container starts from its
+    image (a cold start). The placed memory images are deleted once the container runs.
+  - Also restores a container on the host it was checkpointed on (a rollback); the
+    existing stopped container is started from the checkpoint.
+options:
+  name:
+    description: Container name.
+    type: str
+    required: true
+  config:
+    description: Portable configuration from M(edge_container_info) (C(config)); needed to create the container.
+    type: dict
+  state:
+    description: C(created) (pull and create) or C(started).
+    type: str
+    choices: [created, started]
+    default: started
+  checkpoint_path:
+    description: Directory with the memory images to start from (moved into Docker's data root).
+    type: path
+  checkpoint_name:
+    description: Checkpoint name under the container.
+    type: str
+    default: migrate
+  patch_base_dir:
+    description: Warm-up checkpoint to rebuild I(checkpoint_path) from.
+    type: path
+  patch_delta_dir:
+    description: Delta received from the source to rebuild I(checkpoint_path) with.
+    type: path
+  pull:
+    description: Pull the image from its registry before creating the container.
+    type: bool
+    default: true
+  restart_policy:
+    description: Restart policy to set once running (defaults to the one in I(config)).
+    type: dict
+  wait_timeout:
+    description: Seconds to wait for the container to be running.
+    type: float
+    default: 30
+  docker_host:
+    description: Docker Engine address.
+    type: str
+    default: unix:///var/run/docker.sock
+  docker_timeout:
+    description: Seconds to wait for a Docker Engine call.
+    type: int
+    default: 120
+requirements: [docker (Python SDK), CRIU and xdelta3 on the host]
+author: edge-migrate developers
+"""
+
+EXAMPLES = r"""
+- name: Warm-up, pull and create on the destination
+  edge_restore:
+    name: openface
+    config: "{{ source_info.config }}"
+    state: created
+
+- name: Rebuild the final checkpoint and start from it
+  edge_restore:
+    name: openface
+    checkpoint_path: /var/lib/edge-migrate/openface-1/final
+    patch_base_dir: /var/lib/edge-migrate/openface-1/base
+    patch_delta_dir: /var/lib/edge-migrate/openface-1/delta
+"""
+
+RETURN = r"""
+container_id:
+  description: Full id of the container.
+  type: str
+  returned: success
+phases:
+  description: Seconds per phase (pull, create, xdelta_dest, restore).
+  type: dict
+  returned: always
+running_at:
+  description: Epoch time at which the container was seen running.
+  type: float
+  returned: when started
+from_checkpoint:
+  description: Whether the container was started from a checkpoint (state kept) or from its image.
+  type: bool
+  returned: when started
+"""
+
+import os
+import shutil
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_docker import (
+    create,
+    engine_info,
+    image_present,
+    inspect_container,
+    place_checkpoint,
+    pull,
+    set_restart_policy,
+    start_from_checkpoint,
+    wait_running,
+)
+from ansible.module_utils.edge_errors import EdgeError
+from ansible.module_utils.edge_images import decode
+from ansible.module_utils.edge_module import DOCKER_ARGS, Phases, docker_api, fail, runner
+
+
+def ensure_created(module, api, phases, result):
+    """The container's inspect document, creating it (and pulling its image) if absent."""
+    params = module.params
+    inspect = inspect_container(api, params["name"])
+    if inspect is not None:
+        wanted = (params["config"] or {}).get("Image")
+        if wanted and inspect["Config"].get("Image") != wanted:
+            raise EdgeError("a container named %s from another image (%s) already exists on this host; remove it "
+                            "or choose another destination" % (params["name"], inspect["Config"].get("Image")))
+        return inspect
+    if not params["config"]:
+        raise EdgeError("container %s does not exist here and no config was given to create it" % params["name"])
+    image = params["config"]["Image"]
+    result["changed"] = True
+    with phases("pull"):
+        if params["pull"]:
+            pull(api, image)
+        elif not image_present(api, image):
+            raise EdgeError("image %s is not on this host and pull is off" % image,
+                            cmd="docker image inspect %s" % image)
+    with phases("create"):
+        create(api, params["name"], params["config"])
+    return inspect_container(api, params["name"])
+
+
+def start(module, api, phases, result):
+    params = module.params
+    inspect = ensure_created(module, api, phases, result)
+    checkpoint_path = params["checkpoint_path"]
+    if inspect["State"].get("Running"):
+        if checkpoint_path:
+            raise EdgeError("container %s is already running on this host; it cannot also be started from a checkpoint"
+                            % params["name"])
+        result["container_id"] = inspect["Id"]
+        return
+    result["changed"] = True
+    if params["patch_delta_dir"]:
+        with phases("xdelta_dest"):
+            decode(runner(module), params["patch_base_dir"], params["patch_delta_dir"], checkpoint_path)
+    placed = None
+    try:
+        with phases("restore"):
+            if checkpoint_path:
+                placed = place_checkpoint(checkpoint_path, engine_info(api)["root_dir"], inspect["Id"],
+                                          params["checkpoint_name"])
+            start_from_checkpoint(api, inspect["Id"], params["checkpoint_name"] if checkpoint_path else None)
+            wait_running(api, inspect["Id"], params["wait_timeout"])
+        result["running_at"] = time.time()
+    finally:
+        if placed:
+            shutil.rmtree(placed, ignore_errors=True)
+    result["from_checkpoint"] = bool(checkpoint_path)
+    result["container_id"] = inspect["Id"]
+    policy = params["restart_policy"] or (params["config"] or {}).get("HostConfig", {}).get("RestartPolicy")
+    current = inspect["HostConfig"].get("RestartPolicy") or {}
+    if policy and policy.get("Name", "") != current.get("Name", ""):
+        set_restart_policy(api, inspect["Id"], policy)
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(
+        name=dict(type="str", required=True),
+        config=dict(type="dict"),
+        state=dict(type="str", choices=["created", "started"], default="started"),
+        checkpoint_path=dict(type="path"),
+        checkpoint_name=dict(type="str", default="migrate"),
+        patch_base_dir=dict(type="path"),
+        patch_delta_dir=dict(type="path"),
+        pull=dict(type="bool", default=True),
+        restart_policy=dict(type="dict"),
+        wait_timeout=dict(type="float", default=30),
+        **DOCKER_ARGS),
+        required_together=[("patch_base_dir", "patch_delta_dir")],
+        required_by={"patch_delta_dir": "checkpoint_path"},
+        supports_check_mode=True)
+    params = module.params
+    phases = Phases()
+    result = dict(changed=False, phases=phases.durations)
+    if params["checkpoint_path"] and not params["patch_delta_dir"] and not os.path.isdir(params["checkpoint_path"]):
+        module.fail_json(msg="checkpoint_path %s is not a directory on this host" % params["checkpoint_path"],
+                         cmd=None, rc=None, stderr="", **result)
+    try:
+        api = docker_api(module)
+        if module.check_mode:
+            inspect = inspect_container(api, params["name"])
+            module.exit_json(changed=inspect is None or not inspect["State"].get("Running"), phases={})
+        if params["state"] == "created":
+            result["container_id"] = ensure_created(module, api, phases, result)["Id"]
+        else:
+            start(module, api, phases, result)
+    except EdgeError as exc:
+        fail(module, exc, **result)
+    except OSError as exc:
+        fail(module, EdgeError("restore of %s failed: %s" % (params["name"], exc)), **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

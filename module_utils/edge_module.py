@@ -1,0 +1,55 @@
+"""Helpers every migration module uses: Docker options, error reporting, phase timing."""
+
+import time
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.edge_docker import DEFAULT_DOCKER_HOST, DOCKER_IMPORT_ERROR, HAS_DOCKER, connect
+
+DOCKER_ARGS = dict(
+    docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST),
+    docker_timeout=dict(type="int", default=120),
+)
+
+
+def docker_api(module):
+    """A low-level Docker API client for the module's docker_host, or fail_json."""
+    if not HAS_DOCKER:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
+    return connect(module.params["docker_host"], module.params["docker_timeout"])
+
+
+def runner(module):
+    """`run(argv) -> (rc, stdout, stderr)` through the module's run_command."""
+    def run(argv):
+        return module.run_command(argv)
+    return run
+
+
+def fail(module, exc, **result):
+    """fail_json from one of the module_utils errors, keeping its cmd, rc and stderr."""
+    module.fail_json(msg=getattr(exc, "msg", None) or str(exc), cmd=getattr(exc, "cmd", None),
+                     rc=getattr(exc, "rc", None), stderr=getattr(exc, "stderr", None) or str(exc), **result)
+
+
+class Phases:
+    """Wall-clock durations of named phases, in seconds."""
+
+    def __init__(self):
+        self.durations = {}
+
+    def __call__(self, name):
+        return _Phase(self.durations, name)
+
+
+class _Phase:
+    def __init__(self, durations, name):
+        self.durations = durations
+        self.name = name
+
+    def __enter__(self):
+        self.start = time.monotonic()
+        return self
+
+    def __exit__(self, *exc):
+        self.durations[self.name] = round(time.monotonic() - self.start, 4)
+        return False

@@ -1,0 +1,129 @@
+"""The migration report: per-phase durations, bytes, downtime, outcome, tool versions,
+built from the raw results of the migration's tasks, and written as JSON and as a CSV row."""
+
+import csv
+import datetime
+import json
+import os
+
+# The reference prototype's phases first, then ours.
+PHASES = ("pre_checkpoint", "pre_rsync", "prepare", "checkpoint", "xdelta_source", "final_rsync",
+          "xdelta_dest", "restore", "migrate", "freeze_task", "restore_task", "pull", "create")
+CSV_FIELDS = ("started_at", "migration_id", "service", "source", "destination", "strategy", "outcome",
+              "state_preserved", "downtime_s", "total_s", "bytes_warmup", "bytes_freeze", "checkpoint_size",
+              "freeze_bytes_ratio") + tuple("phase_" + p for p in PHASES) + ("cause",)
+
+
+def _get(results, key):
+    value = results.get(key) or {}
+    return value if isinstance(value, dict) and not value.get("skipped") else {}
+
+
+def build(request, results):
+    """The report dict. `request`: migration_id, service, source, destination, strategy,
+    outcome, cause, started_at, finished_at (epoch). `results`: the raw results of the tasks
+    (warmup_checkpoint, warmup_sync, prepare, freeze, restore, cold_stop, source_info, destination_info)."""
+    checkpoint = _get(results, "warmup_checkpoint")
+    sync = _get(results, "warmup_sync")
+    prepare = _get(results, "prepare")
+    freeze = _get(results, "freeze")
+    restore = _get(results, "restore")
+    cold_stop = _get(results, "cold_stop")
+    phases = {
+        "pre_checkpoint": checkpoint.get("duration_s"),
+        "pre_rsync": sync.get("duration_s"),
+        "prepare": _sum((prepare.get("phases") or {}).values()),
+        "checkpoint": (freeze.get("phases") or {}).get("checkpoint"),
+        "xdelta_source": (freeze.get("phases") or {}).get("xdelta_source"),
+        "final_rsync": (freeze.get("phases") or {}).get("final_rsync"),
+        "xdelta_dest": (restore.get("phases") or {}).get("xdelta_dest"),
+        "restore": (restore.get("phases") or {}).get("restore"),
+        "freeze_task": freeze.get("task_duration_s"),
+        "restore_task": restore.get("task_duration_s"),
+        "pull": (prepare.get("phases") or restore.get("phases") or {}).get("pull"),
+        "create": (prepare.get("phases") or restore.get("phases") or {}).get("create"),
+    }
+    frozen_at = freeze.get("frozen_at") or cold_stop.get("stopped_at")
+    running_at = restore.get("running_at")
+    downtime = round(running_at - frozen_at, 3) if frozen_at and running_at else None
+    total = round(request["finished_at"] - request["started_at"], 3)
+    phases["migrate"] = round(running_at - request["started_at"], 3) if running_at else total
+    checkpoint_size = freeze.get("checkpoint_size") or checkpoint.get("size_bytes")
+    bytes_freeze = freeze.get("bytes_sent")
+    started = datetime.datetime.fromtimestamp(request["started_at"], datetime.timezone.utc)
+    report = {
+        "migration_id": request["migration_id"],
+        "service": request["service"],
+        "source": request["source"],
+        "destination": request["destination"],
+        "strategy": request["strategy"],
+        "outcome": request["outcome"],
+        "cause": request.get("cause") or "",
+        "state_preserved": bool(restore.get("from_checkpoint")),
+        "started_at": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "downtime_s": downtime,
+        "total_s": total,
+        "bytes_warmup": sync.get("bytes_sent"),
+        "bytes_freeze": bytes_freeze,
+        "checkpoint_size": checkpoint_size,
+        "freeze_bytes_ratio": round(bytes_freeze / checkpoint_size, 5) if bytes_freeze and checkpoint_size else None,
+        "phases": {name: value for name, value in phases.items() if value is not None},
+        "tool_versions": {
+            "source": _versions(_get(results, "source_info")),
+            "destination": _versions(_get(results, "destination_info")),
+        },
+    }
+    if request["strategy"] == "cold":
+        report["note"] = ("cold strategy: the service restarted from its image on the destination; "
+                          "its memory state was lost")
+    return report
+
+
+def write(report, reports_dir):
+    """Write reports_dir/<UTC timestamp>-<service>.json and append a row to migrations.csv."""
+    os.makedirs(reports_dir, exist_ok=True)
+    stamp = report["started_at"].replace("-", "").replace(":", "")[:15] + "Z"
+    path = os.path.join(reports_dir, "%s-%s.json" % (stamp, report["service"]))
+    with open(path, "w") as handle:
+        json.dump(report, handle, indent=2, sort_keys=True)
+    csv_path = os.path.join(reports_dir, "migrations.csv")
+    new = not os.path.exists(csv_path)
+    row = dict(report)
+    row.update({"phase_" + name: value for name, value in report["phases"].items()})
+    with open(csv_path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+    return path, csv_path
+
+
+def summary(report):
+    """A few lines a person reads at the end of the play."""
+    def mb(value):
+        return "-" if value is None else "%.1f MB" % (value / 1e6)
+    phases = report["phases"]
+    lines = [
+        "%s: %s -> %s, strategy %s: %s%s" % (report["service"], report["source"], report["destination"],
+                                             report["strategy"], report["outcome"].upper(),
+                                             " (%s)" % report["cause"] if report["cause"] else ""),
+        "downtime %s s, total %s s, state %s" % (report["downtime_s"], report["total_s"],
+                                                 "kept" if report["state_preserved"] else "LOST (fresh start)"),
+        "checkpoint %s, sent in warm-up %s, sent in freeze %s" % (mb(report["checkpoint_size"]),
+                                                                 mb(report["bytes_warmup"]),
+                                                                 mb(report["bytes_freeze"])),
+        "phases: " + ", ".join("%s %.2f" % (name, phases[name]) for name in PHASES if name in phases),
+    ]
+    return lines
+
+
+def _versions(info):
+    engine = info.get("engine") or {}
+    tools = dict(info.get("tools") or {})
+    tools["docker"] = engine.get("version")
+    return tools
+
+
+def _sum(values):
+    values = [v for v in values if v is not None]
+    return round(sum(values), 4) if values else None

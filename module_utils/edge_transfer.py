@@ -1,0 +1,92 @@
+"""Host-to-host transfer of a directory: rsync over SSH, pushed by the host that has the
+files straight to the one that needs them (the controller never relays memory images)."""
+
+import re
+import shlex
+
+from ansible.module_utils.edge_errors import EdgeError
+
+SSH_CONNECT_TIMEOUT = 10
+
+# Module options shared by the modules that push to another host.
+SYNC_ARGS = dict(
+    dest_host=dict(type="str", required=True),
+    dest_dir=dict(type="path", required=True),
+    dest_user=dict(type="str", default="root"),
+    ssh_key=dict(type="path", no_log=False),
+    known_hosts=dict(type="path"),
+    ssh_port=dict(type="int"),
+    timeout=dict(type="int", default=60),
+    compress=dict(type="bool", default=False),
+)
+
+
+def push_options(params):
+    return dict(dest_user=params["dest_user"], ssh_key=params["ssh_key"], known_hosts=params["known_hosts"],
+                port=params["ssh_port"], timeout=params["timeout"], compress=params["compress"])
+
+
+class TransferError(EdgeError):
+    """A transfer failed."""
+
+
+def ssh_command(ssh_key=None, known_hosts=None, port=None):
+    """The ssh command rsync runs: key-based, non-interactive, host key checked."""
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+            "-o", "ConnectTimeout=%d" % SSH_CONNECT_TIMEOUT, "-o", "ServerAliveInterval=5",
+            "-o", "ServerAliveCountMax=3"]
+    if ssh_key:
+        argv += ["-i", ssh_key, "-o", "IdentitiesOnly=yes"]
+    if known_hosts:
+        argv += ["-o", "UserKnownHostsFile=%s" % known_hosts]
+    if port:
+        argv += ["-p", str(port)]
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def rsync_command(src, dest_host, dest_dir, dest_user="root", ssh_key=None, known_hosts=None,
+                  port=None, timeout=60, compress=False, whole_file=False, delete=True):
+    """argv of an rsync that makes dest_host:dest_dir a copy of src (a directory)."""
+    argv = ["rsync", "-a", "--stats", "--timeout=%d" % timeout, "-e", ssh_command(ssh_key, known_hosts, port),
+            # The destination directory is created private (memory images hold secrets).
+            "--rsync-path=mkdir -m 700 -p %s && rsync" % shlex.quote(dest_dir)]
+    if delete:
+        argv.append("--delete")
+    if whole_file:
+        argv.append("--whole-file")
+    else:
+        argv += ["--no-whole-file", "--inplace"]
+    if compress:
+        argv += ["--compress", "--compress-choice=zstd"]
+    argv += [src.rstrip("/") + "/", "%s@%s:%s/" % (dest_user, dest_host, dest_dir.rstrip("/"))]
+    return argv
+
+
+def parse_stats(stdout):
+    """Byte counts from rsync --stats output."""
+    def number(label):
+        match = re.search(r"^%s:\s*([\d,.]+)" % re.escape(label), stdout or "", re.MULTILINE)
+        return int(match.group(1).replace(",", "").replace(".", "")) if match else 0
+    return {
+        "bytes_sent": number("Total bytes sent"),
+        "bytes_received": number("Total bytes received"),
+        "files_transferred": number("Number of regular files transferred"),
+        "total_file_size": number("Total file size"),
+    }
+
+
+def push(run, src, dest_host, dest_dir, **options):
+    argv = rsync_command(src, dest_host, dest_dir, **options)
+    rc, out, err = run(argv)
+    if rc != 0:
+        raise TransferError("rsync from %s to %s:%s failed (rc=%s): %s"
+                            % (src, dest_host, dest_dir, rc, _last_line(err)),
+                            cmd=" ".join(shlex.quote(a) for a in argv), rc=rc, stderr=err)
+    stats = parse_stats(out)
+    stats["cmd"] = " ".join(shlex.quote(a) for a in argv)
+    return stats
+
+
+def _last_line(text):
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "no error output"

@@ -1,0 +1,55 @@
+from ansible.module_utils.edge_docker import _split_image, portable_config, summary
+from edge_catalog import service_config
+
+INSPECT = {
+    "Id": "abc123" * 10,
+    "Name": "/web",
+    "State": {"Status": "running", "Running": True, "Pid": 42},
+    "Config": {"Image": "10.77.0.1:5000/app:1", "Cmd": ["python3", "app.py"], "Entrypoint": None,
+               "Env": ["A=1", "PATH=/usr/bin"], "Labels": {"team": "edge"}, "ExposedPorts": {"9999/tcp": {}},
+               "WorkingDir": "", "Hostname": "abc123abc123", "Tty": False},
+    "HostConfig": {"PortBindings": {"9999/tcp": [{"HostIp": "", "HostPort": "9999"}]}, "Binds": None,
+                   "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 3}, "NetworkMode": "default",
+                   "Memory": 0, "Mounts": [{"Type": "volume", "Source": "data", "Target": "/data"}]},
+}
+
+
+def test_portable_config_keeps_what_makes_the_container():
+    config = portable_config(INSPECT)
+    assert config["Image"] == "10.77.0.1:5000/app:1"
+    assert config["Cmd"] == ["python3", "app.py"]
+    assert config["Env"] == ["A=1", "PATH=/usr/bin"]
+    assert config["Labels"] == {"team": "edge"}
+    assert config["HostConfig"]["PortBindings"]["9999/tcp"][0]["HostPort"] == "9999"
+    assert config["HostConfig"]["RestartPolicy"]["Name"] == "on-failure"
+    assert config["HostConfig"]["NetworkMode"] == "default"
+    assert config["HostConfig"]["Mounts"][0]["Source"] == "data"
+
+
+def test_portable_config_drops_host_specific_and_empty_values():
+    config = portable_config(INSPECT)
+    assert "Hostname" not in config  # the container id of the source
+    assert "Entrypoint" not in config and "WorkingDir" not in config
+    assert "Memory" not in config["HostConfig"] and "Binds" not in config["HostConfig"]
+
+
+def test_summary():
+    assert summary(INSPECT) == {"id": INSPECT["Id"], "name": "web", "image": "10.77.0.1:5000/app:1",
+                                "status": "running", "running": True, "pid": 42, "restart_policy": "on-failure"}
+
+
+def test_split_image():
+    assert _split_image("10.77.0.1:5000/app") == ("10.77.0.1:5000/app", "latest")
+    assert _split_image("10.77.0.1:5000/app:2") == ("10.77.0.1:5000/app", "2")
+    assert _split_image("busybox") == ("busybox", "latest")
+    assert _split_image("app@sha256:ab") == ("app@sha256:ab", None)
+
+
+def test_catalog_entry_becomes_a_create_body():
+    config = service_config({"name": "openface", "image": "r/openface:latest", "ports": {"9999/tcp": 9999},
+                             "env": {"STATE_MB": "190"}})
+    assert config["Image"] == "r/openface:latest"
+    assert config["Env"] == ["STATE_MB=190"]
+    assert config["ExposedPorts"] == {"9999/tcp": {}}
+    assert config["HostConfig"]["PortBindings"] == {"9999/tcp": [{"HostIp": "", "HostPort": "9999"}]}
+    assert config["Labels"]["edge-migrate.service"] == "openface"

@@ -1,0 +1,51 @@
+import csv
+import json
+
+from ansible.module_utils.edge_report import CSV_FIELDS, build, summary, write
+
+REQUEST = {"migration_id": "openface-1", "service": "openface", "source": "edge1", "destination": "edge2",
+           "strategy": "delta", "outcome": "migrated", "cause": "", "started_at": 1000.0, "finished_at": 1012.0}
+RESULTS = {
+    "warmup_checkpoint": {"duration_s": 3.5, "size_bytes": 200_000_000},
+    "warmup_sync": {"duration_s": 1.2, "bytes_sent": 200_100_000},
+    "prepare": {"phases": {"pull": 2.0, "create": 0.1}},
+    "freeze": {"frozen_at": 1008.0, "checkpoint_size": 200_000_000, "bytes_sent": 2_000_000,
+               "phases": {"checkpoint": 3.4, "xdelta_source": 0.4, "final_rsync": 0.2}},
+    "restore": {"running_at": 1011.5, "from_checkpoint": True, "phases": {"xdelta_dest": 0.3, "restore": 3.6}},
+    "cold_stop": {"skipped": True},
+    "source_info": {"engine": {"version": "20.10.24"}, "tools": {"criu": "Version: 4.2.1"}},
+}
+
+
+def test_report_has_every_reference_phase_and_downtime():
+    report = build(REQUEST, RESULTS)
+    for phase in ("pre_checkpoint", "pre_rsync", "prepare", "checkpoint", "xdelta_source", "final_rsync",
+                  "xdelta_dest", "restore", "migrate"):
+        assert phase in report["phases"], phase
+    assert report["downtime_s"] == 3.5
+    assert report["phases"]["migrate"] == 11.5
+    assert report["total_s"] == 12.0
+    assert report["bytes_warmup"] == 200_100_000 and report["bytes_freeze"] == 2_000_000
+    assert report["freeze_bytes_ratio"] == 0.01
+    assert report["state_preserved"] is True
+    assert report["tool_versions"]["source"] == {"criu": "Version: 4.2.1", "docker": "20.10.24"}
+
+
+def test_cold_report_says_state_was_lost():
+    request = dict(REQUEST, strategy="cold")
+    results = {"cold_stop": {"stopped_at": 1001.0}, "restore": {"running_at": 1003.0, "from_checkpoint": False}}
+    report = build(request, results)
+    assert report["state_preserved"] is False and "lost" in report["note"]
+    assert report["downtime_s"] == 2.0
+    assert "LOST" in summary(report)[1]
+
+
+def test_write_json_and_csv_rows(tmp_path):
+    first, csv_path = write(build(REQUEST, RESULTS), str(tmp_path))
+    write(build(dict(REQUEST, started_at=2000.0, finished_at=2010.0, outcome="rolled_back", cause="x"), {}),
+          str(tmp_path))
+    assert json.load(open(first))["service"] == "openface"
+    assert first.endswith("-openface.json")
+    rows = list(csv.DictReader(open(csv_path)))
+    assert len(rows) == 2 and list(rows[0]) == list(CSV_FIELDS)
+    assert rows[1]["outcome"] == "rolled_back" and rows[1]["cause"] == "x"

@@ -1,0 +1,39 @@
+from ansible.module_utils.edge_transfer import parse_stats, rsync_command, ssh_command
+
+RSYNC_STATS = """
+Number of files: 12 (reg: 11, dir: 1)
+Number of regular files transferred: 11
+Total file size: 199,507,968 bytes
+Total bytes sent: 199,582,121
+Total bytes received: 229
+"""
+
+
+def test_ssh_is_non_interactive_and_checks_host_keys():
+    ssh = ssh_command("/k/id", "/k/known_hosts", 2222)
+    assert "BatchMode=yes" in ssh and "StrictHostKeyChecking=yes" in ssh
+    assert "StrictHostKeyChecking=no" not in ssh
+    assert "UserKnownHostsFile=/k/known_hosts" in ssh and "-i /k/id" in ssh and "-p 2222" in ssh
+    assert "ConnectTimeout=" in ssh
+
+
+def test_rsync_pushes_to_destination_with_timeout_and_private_dir():
+    argv = rsync_command("/w/base/", "10.0.0.2", "/w/m1/base", timeout=30, whole_file=True)
+    assert argv[0] == "rsync" and "--timeout=30" in argv and "--whole-file" in argv
+    assert argv[-2:] == ["/w/base/", "root@10.0.0.2:/w/m1/base/"]
+    assert "--rsync-path=mkdir -m 700 -p /w/m1/base && rsync" in argv
+
+
+def test_rsync_delta_mode_and_compression():
+    argv = rsync_command("/w/final", "h", "/d", whole_file=False, compress=True)
+    assert "--no-whole-file" in argv and "--inplace" in argv
+    assert "--compress-choice=zstd" in argv
+
+
+def test_parse_stats():
+    stats = parse_stats(RSYNC_STATS)
+    assert stats["bytes_sent"] == 199582121
+    assert stats["bytes_received"] == 229
+    assert stats["files_transferred"] == 11
+    assert stats["total_file_size"] == 199507968
+    assert parse_stats("")["bytes_sent"] == 0
