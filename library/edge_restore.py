@@ -54,6 +54,12 @@ options:
     description: Seconds to wait for the container to be running.
     type: float
     default: 30
+  settle:
+    description:
+      - Seconds after which the container must still be running (a program that dies at
+        once fails the task). Not counted in the downtime.
+    type: float
+    default: 0.5
   docker_host:
     description: Docker Engine address.
     type: str
@@ -114,6 +120,7 @@ from ansible.module_utils.edge_docker import (
     pull,
     set_restart_policy,
     start_from_checkpoint,
+    still_running,
     wait_running,
 )
 from ansible.module_utils.edge_errors import EdgeError
@@ -172,6 +179,7 @@ def start(module, api, phases, result):
     finally:
         if placed:
             shutil.rmtree(placed, ignore_errors=True)
+    still_running(api, inspect["Id"], params["settle"])
     result["from_checkpoint"] = bool(checkpoint_path)
     result["container_id"] = inspect["Id"]
     policy = params["restart_policy"] or (params["config"] or {}).get("HostConfig", {}).get("RestartPolicy")
@@ -192,6 +200,7 @@ def main():
         pull=dict(type="bool", default=True),
         restart_policy=dict(type="dict"),
         wait_timeout=dict(type="float", default=30),
+        settle=dict(type="float", default=0.5),
         **DOCKER_ARGS),
         required_together=[("patch_base_dir", "patch_delta_dir")],
         required_by={"patch_delta_dir": "checkpoint_path"},

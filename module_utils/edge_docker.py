@@ -193,6 +193,17 @@ def wait_running(api, container_id, timeout=10.0):
         time.sleep(0.02)
 
 
+def still_running(api, container_id, settle):
+    """Check after `settle` seconds that the container did not exit right after starting."""
+    time.sleep(settle)
+    state = api.inspect_container(container_id).get("State") or {}
+    if not state.get("Running"):
+        logs = api.logs(container_id, tail=5).decode(errors="replace").strip()
+        raise DockerError("container %s exited %.1f s after start (exit code %s): %s"
+                          % (container_id[:12], settle, state.get("ExitCode"), logs or "no output"),
+                          cmd="GET /containers/%s/json" % container_id[:12], stderr=logs)
+
+
 def remove(api, container, force=True):
     try:
         api.remove_container(container, force=force, v=False)
