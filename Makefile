@@ -1,0 +1,43 @@
+# Edge lab and migration: `make demo` runs one migration in the lab, `make test` runs every
+# test. Both set up what they need (system packages, virtualenv, lab) and are idempotent.
+# Run as root on a Debian 12 machine. LAB_HOSTS=N (1..4) sets the number of edge hosts.
+SHELL := /bin/bash
+PYTHON ?= /usr/bin/python3
+VENV := .venv
+VENV_STAMP := $(VENV)/.requirements.stamp
+
+.NOTPARALLEL:
+.PHONY: system venv lab lab-down demo test lint clean
+
+system:
+	lab/install-system.sh
+
+# Rebuilt only when requirements.txt changes.
+$(VENV_STAMP): requirements.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+venv: $(VENV_STAMP)
+
+lab: system venv
+	lab/lab up $(if $(LAB_HOSTS),--hosts $(LAB_HOSTS))
+
+lab-down:
+	lab/lab down
+
+demo: lab
+	$(VENV)/bin/ansible-playbook migrate.yml -e service=openface
+
+test: lab
+	$(VENV)/bin/python -m pytest tests -v
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check lab/lab
+	$(VENV)/bin/ansible-lint
+
+# Takes the lab down and removes its image cache and logs, the virtualenv and tool caches.
+clean:
+	lab/lab down --purge
+	rm -rf $(VENV) .pytest_cache .ruff_cache
