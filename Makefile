@@ -26,16 +26,18 @@ lab: system venv
 lab-down:
 	lab/lab down
 
+# Starts the openface stand-in on edge1 unless an edge already runs it, then migrates it to
+# the other host (with more than 2 hosts: DEMO_DESTINATION=edgeN).
 demo: lab
-	$(VENV)/bin/ansible-playbook migrate.yml -e service=openface
+	$(VENV)/bin/ansible-playbook playbooks/deploy.yml -e service=openface
+	$(VENV)/bin/ansible-playbook migrate.yml -e service=openface $(if $(DEMO_DESTINATION),-e destination=$(DEMO_DESTINATION))
 
 test: lab
 	$(VENV)/bin/python -m pytest tests -v
 
 lint: venv
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff check lab/lab
-	$(VENV)/bin/ansible-lint
+	$(VENV)/bin/ruff check . lab/lab
+	$(VENV)/bin/ansible-lint --profile production migrate.yml playbooks roles
 
 # Takes the lab down and removes its image cache and logs, the virtualenv and tool caches.
 clean:

@@ -1,0 +1,49 @@
+"""The edge-migrate OCI runtime wrapper rewrites only `restore --image-path` for marked
+checkpoints; everything else reaches runc unchanged. (Its effect on a real restore is
+covered by the lab tests.)"""
+
+import os
+import subprocess
+
+from module_runner import ROOT
+
+WRAPPER = os.path.join(ROOT, "roles", "edge_runtime", "files", "edge-migrate-runtime")
+
+
+def argv_seen_by_runc(tmp_path, *args):
+    printer = tmp_path / "print-args"
+    printer.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    printer.chmod(0o755)
+    proc = subprocess.run([WRAPPER, *args], capture_output=True, text=True,
+                          env={"EDGE_MIGRATE_RUNC": str(printer), "PATH": os.environ["PATH"]})
+    return proc.returncode, proc.stdout.splitlines(), proc.stderr
+
+
+def test_plain_commands_pass_through(tmp_path):
+    rc, argv, _ = argv_seen_by_runc(tmp_path, "--root", "/r", "start", "abc")
+    assert rc == 0 and argv == ["--root", "/r", "start", "abc"]
+
+
+def test_restore_without_marker_is_unchanged(tmp_path):
+    (tmp_path / "cp").mkdir()
+    args = ["--root", "/r", "restore", "--image-path", str(tmp_path / "cp"), "--work-path", "/w", "abc"]
+    rc, argv, _ = argv_seen_by_runc(tmp_path, *args)
+    assert rc == 0 and argv == args
+
+
+def test_marked_restore_reads_images_in_place(tmp_path):
+    (tmp_path / "cp").mkdir()
+    (tmp_path / "images with space").mkdir()
+    (tmp_path / "cp" / "edge-migrate-images").write_text(str(tmp_path / "images with space"))
+    rc, argv, _ = argv_seen_by_runc(tmp_path, "--root", "/r", "restore", "--detach", "--image-path",
+                                    str(tmp_path / "cp"), "--work-path", "/w", "abc")
+    assert rc == 0
+    assert argv == ["--root", "/r", "restore", "--detach", "--image-path", str(tmp_path / "images with space"),
+                    "--work-path", "/w", "abc"]
+
+
+def test_marker_naming_a_missing_directory_fails_clearly(tmp_path):
+    (tmp_path / "cp").mkdir()
+    (tmp_path / "cp" / "edge-migrate-images").write_text("/nonexistent/images")
+    rc, argv, err = argv_seen_by_runc(tmp_path, "restore", "--image-path", str(tmp_path / "cp"), "abc")
+    assert rc != 0 and argv == [] and "/nonexistent/images" in err
