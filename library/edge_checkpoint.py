@@ -27,6 +27,18 @@ options:
     description: Keep the container running after the dump.
     type: bool
     default: true
+  method:
+    description:
+      - C(runc) has dockerd's runc dump straight into the directory (fast; dockerd sees the
+        container exit when it is not left running); C(docker) uses the engine's checkpoint
+        endpoint, which copies the images through containerd's content store.
+    type: str
+    choices: [runc, docker]
+    default: runc
+  docker_exec_root:
+    description: dockerd's C(--exec-root), where its runc keeps container state (I(method=runc)).
+    type: path
+    default: /run/docker
   docker_host:
     description: Docker Engine address.
     type: str
@@ -65,6 +77,10 @@ duration_s:
   description: Time the checkpoint took, in seconds.
   type: float
   returned: success
+method:
+  description: How the checkpoint was taken (C(runc) or C(docker)).
+  type: str
+  returned: success
 started_at:
   description: Epoch time at which the dump began (the container is frozen from then on when not left running).
   type: float
@@ -75,9 +91,10 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_docker import DockerError, checkpoint, inspect_container
+from ansible.module_utils.edge_docker import inspect_container
+from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_images import list_files, make_private_dir, remove_tree, tree_size
-from ansible.module_utils.edge_module import DOCKER_ARGS, docker_api, fail
+from ansible.module_utils.edge_module import CHECKPOINT_ARGS, DOCKER_ARGS, docker_api, fail, take_checkpoint
 
 
 def main():
@@ -86,7 +103,7 @@ def main():
         checkpoint_dir=dict(type="path", required=True),
         checkpoint_name=dict(type="str", required=True),
         leave_running=dict(type="bool", default=True),
-        **DOCKER_ARGS), supports_check_mode=True)
+        **CHECKPOINT_ARGS, **DOCKER_ARGS), supports_check_mode=True)
     params = module.params
     path = os.path.join(params["checkpoint_dir"], params["checkpoint_name"])
     try:
@@ -102,13 +119,14 @@ def main():
         remove_tree(path)
         started_at = time.time()
         begin = time.monotonic()
-        checkpoint(api, inspect["Id"], params["checkpoint_dir"], params["checkpoint_name"], params["leave_running"])
+        take_checkpoint(module, api, inspect, params["checkpoint_dir"], params["checkpoint_name"],
+                        params["leave_running"])
         duration = time.monotonic() - begin
         os.chmod(path, 0o700)
-    except (DockerError, OSError) as exc:
+    except (EdgeError, OSError) as exc:
         fail(module, exc)
     module.exit_json(changed=True, path=path, size_bytes=tree_size(path), files=len(list_files(path)),
-                     duration_s=round(duration, 4), started_at=started_at)
+                     duration_s=round(duration, 4), started_at=started_at, method=params["method"])
 
 
 if __name__ == "__main__":

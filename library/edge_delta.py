@@ -30,6 +30,17 @@ options:
   workers:
     description: Parallel encodes (default the number of CPUs).
     type: int
+  level:
+    description: xdelta3 compression level (0-9); C(-1) keeps xdelta3's default.
+    type: int
+    default: 1
+  sized_window:
+    description:
+      - Size xdelta3's source window (C(-B)) to the file. Without it xdelta3 uses its
+        64 MiB default and misses matches further apart (kept for reproducing the
+        reference prototype).
+    type: bool
+    default: true
 requirements: [xdelta3 on the host]
 author: edge-migrate developers
 """
@@ -76,6 +87,8 @@ def main():
         delta_dir=dict(type="path", required=True),
         min_delta_size=dict(type="int", default=65536),
         workers=dict(type="int"),
+        level=dict(type="int", default=1),
+        sized_window=dict(type="bool", default=True),
     ), supports_check_mode=True)
     params = module.params
     for key in ("base_dir", "target_dir"):
@@ -90,7 +103,8 @@ def main():
     try:
         remove_tree(params["delta_dir"])
         manifest = encode(runner(module), params["base_dir"], params["target_dir"], params["delta_dir"],
-                          params["min_delta_size"], params["workers"])
+                          params["min_delta_size"], params["workers"],
+                          level=None if params["level"] < 0 else params["level"], sized_window=params["sized_window"])
     except (ImageSetError, OSError) as exc:
         fail(module, exc)
     module.exit_json(changed=True, bytes=tree_size(params["delta_dir"]), target_bytes=tree_size(params["target_dir"]),

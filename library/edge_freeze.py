@@ -76,6 +76,23 @@ options:
     description: Compress with zstd on the wire.
     type: bool
     default: false
+  compress_choice:
+    description: Compression rsync uses with I(compress) (C(zlib) is what C(rsync -z) used before zstd).
+    type: str
+    choices: [zstd, zlib]
+    default: zstd
+  method:
+    description:
+      - C(runc) has dockerd's runc dump straight into the directory (fast; dockerd sees the
+        container exit when it is not left running); C(docker) uses the engine's checkpoint
+        endpoint, which copies the images through containerd's content store.
+    type: str
+    choices: [runc, docker]
+    default: runc
+  docker_exec_root:
+    description: dockerd's C(--exec-root), where its runc keeps container state (I(method=runc)).
+    type: path
+    default: /run/docker
   docker_host:
     description: Docker Engine address.
     type: str
@@ -128,6 +145,14 @@ delta_bytes:
   description: Size of the delta (I(mode=delta)).
   type: int
   returned: success
+criu_dump:
+  description: CRIU's own dump statistics (freezing, frozen, memdump, memwrite times in seconds, page counts).
+  type: dict
+  returned: when frozen
+method:
+  description: How the checkpoint was taken (C(runc) or C(docker)).
+  type: str
+  returned: always
 restart_policy:
   description: The container's restart policy before the freeze.
   type: dict
@@ -138,10 +163,19 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_docker import checkpoint, inspect_container, set_restart_policy
+from ansible.module_utils.edge_criu_stats import read as criu_stats
+from ansible.module_utils.edge_docker import inspect_container, set_restart_policy
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_images import encode, make_private_dir, remove_tree, tree_size
-from ansible.module_utils.edge_module import DOCKER_ARGS, Phases, docker_api, fail, runner
+from ansible.module_utils.edge_module import (
+    CHECKPOINT_ARGS,
+    DOCKER_ARGS,
+    Phases,
+    docker_api,
+    fail,
+    runner,
+    take_checkpoint,
+)
 from ansible.module_utils.edge_transfer import SYNC_ARGS, push, push_options
 
 
@@ -155,13 +189,14 @@ def main():
         mode=dict(type="str", choices=["delta", "whole"], default="delta"),
         min_delta_size=dict(type="int", default=65536),
         workers=dict(type="int"),
-        **SYNC_ARGS, **DOCKER_ARGS),
+        **SYNC_ARGS, **CHECKPOINT_ARGS, **DOCKER_ARGS),
         required_if=[("mode", "delta", ("base_dir", "delta_dir"))],
         supports_check_mode=True)
     params = module.params
     final_dir = os.path.join(params["checkpoint_dir"], params["checkpoint_name"])
     phases = Phases()
-    result = dict(changed=False, frozen=False, final_dir=final_dir, phases=phases.durations, restart_policy={})
+    result = dict(changed=False, frozen=False, final_dir=final_dir, phases=phases.durations, restart_policy={},
+                  method=params["method"])
     try:
         api = docker_api(module)
         inspect = inspect_container(api, params["name"])
@@ -183,9 +218,11 @@ def main():
         result["frozen_at"] = time.time()
         with phases("checkpoint"):
             result["frozen"] = True  # from here on the container is stopped or stopping
-            checkpoint(api, inspect["Id"], params["checkpoint_dir"], params["checkpoint_name"], leave_running=False)
+            take_checkpoint(module, api, inspect, params["checkpoint_dir"], params["checkpoint_name"],
+                            leave_running=False)
         os.chmod(final_dir, 0o700)
         result["checkpoint_size"] = tree_size(final_dir)
+        result["criu_dump"] = criu_stats(final_dir, "stats-dump").get("dump", {})
         if params["mode"] == "delta":
             with phases("xdelta_source"):
                 remove_tree(params["delta_dir"])

@@ -50,6 +50,16 @@ options:
   restart_policy:
     description: Restart policy to set once running (defaults to the one in I(config)).
     type: dict
+  method:
+    description:
+      - How the checkpoint reaches CRIU. C(runtime) creates the container with the
+        C(edge-migrate) OCI runtime (roles/edge_runtime) and has CRIU read the images where
+        they are; C(docker) moves them into Docker's checkpoint directory, and the engine
+        copies them through containerd's content store (slower). C(auto) uses C(runtime)
+        when the engine has that runtime. A container that already exists keeps its runtime.
+    type: str
+    choices: [auto, runtime, docker]
+    default: auto
   wait_timeout:
     description: Seconds to wait for the container to be running.
     type: float
@@ -104,6 +114,10 @@ from_checkpoint:
   description: Whether the container was started from a checkpoint (state kept) or from its image.
   type: bool
   returned: when started
+method:
+  description: How the checkpoint reached CRIU (C(runtime) or C(docker)).
+  type: str
+  returned: when started
 """
 
 import os
@@ -112,11 +126,13 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_docker import (
+    MIGRATION_RUNTIME,
     create,
     engine_info,
     image_present,
     inspect_container,
     place_checkpoint,
+    place_images_marker,
     pull,
     set_restart_policy,
     start_from_checkpoint,
@@ -141,6 +157,9 @@ def ensure_created(module, api, phases, result):
     if not params["config"]:
         raise EdgeError("container %s does not exist here and no config was given to create it" % params["name"])
     image = params["config"]["Image"]
+    config = params["config"]
+    if use_runtime(module, api):
+        config = dict(config, HostConfig=dict(config.get("HostConfig") or {}, Runtime=MIGRATION_RUNTIME))
     result["changed"] = True
     with phases("pull"):
         if params["pull"]:
@@ -149,8 +168,20 @@ def ensure_created(module, api, phases, result):
             raise EdgeError("image %s is not on this host and pull is off" % image,
                             cmd="docker image inspect %s" % image)
     with phases("create"):
-        create(api, params["name"], params["config"])
+        create(api, params["name"], config)
     return inspect_container(api, params["name"])
+
+
+def use_runtime(module, api):
+    """Whether a container created here should get the edge-migrate runtime."""
+    method = module.params["method"]
+    if method == "docker":
+        return False
+    available = MIGRATION_RUNTIME in engine_info(api)["runtimes"]
+    if method == "runtime" and not available:
+        raise EdgeError("the Docker Engine here has no %s runtime; register it (roles/edge_runtime) or use "
+                        "method=docker" % MIGRATION_RUNTIME, cmd="GET /info")
+    return available
 
 
 def start(module, api, phases, result):
@@ -170,7 +201,10 @@ def start(module, api, phases, result):
     placed = None
     try:
         with phases("restore"):
-            if checkpoint_path:
+            if checkpoint_path and inspect["HostConfig"].get("Runtime") == MIGRATION_RUNTIME:
+                placed = place_images_marker(checkpoint_path, engine_info(api)["root_dir"], inspect["Id"],
+                                             params["checkpoint_name"])
+            elif checkpoint_path:
                 placed = place_checkpoint(checkpoint_path, engine_info(api)["root_dir"], inspect["Id"],
                                           params["checkpoint_name"])
             start_from_checkpoint(api, inspect["Id"], params["checkpoint_name"] if checkpoint_path else None)
@@ -179,6 +213,9 @@ def start(module, api, phases, result):
     finally:
         if placed:
             shutil.rmtree(placed, ignore_errors=True)
+    if checkpoint_path:
+        shutil.rmtree(checkpoint_path, ignore_errors=True)  # memory images are not kept once restored
+    result["method"] = "runtime" if inspect["HostConfig"].get("Runtime") == MIGRATION_RUNTIME else "docker"
     still_running(api, inspect["Id"], params["settle"])
     result["from_checkpoint"] = bool(checkpoint_path)
     result["container_id"] = inspect["Id"]
@@ -199,6 +236,7 @@ def main():
         patch_delta_dir=dict(type="path"),
         pull=dict(type="bool", default=True),
         restart_policy=dict(type="dict"),
+        method=dict(type="str", choices=["auto", "runtime", "docker"], default="auto"),
         wait_timeout=dict(type="float", default=30),
         settle=dict(type="float", default=0.5),
         **DOCKER_ARGS),

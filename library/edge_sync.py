@@ -43,6 +43,11 @@ options:
     description: Compress with zstd on the wire (worth it when the link is the bottleneck).
     type: bool
     default: false
+  compress_choice:
+    description: Compression rsync uses with I(compress) (C(zlib) is what C(rsync -z) used before zstd).
+    type: str
+    choices: [zstd, zlib]
+    default: zstd
   whole_file:
     description: Send whole files (first copy) instead of rsync's delta against what the destination has.
     type: bool

@@ -18,6 +18,10 @@ except ImportError as exc:  # reported by the modules with missing_required_lib
     APIError = DockerException = NotFound = Exception
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
+# The OCI runtime (roles/edge_runtime) that restores from images left in place, and the
+# marker file naming them inside an otherwise empty checkpoint.
+MIGRATION_RUNTIME = "edge-migrate"
+IMAGES_MARKER = "edge-migrate-images"
 
 # The parts of `docker inspect` that make a container what it is. A container created on
 # the destination from these runs the same program the same way.
@@ -76,6 +80,8 @@ def portable_config(inspect):
     body = {key: config[key] for key in CONFIG_KEYS if config.get(key) not in (None, "", [], {})}
     body["HostConfig"] = {key: host_config[key] for key in HOST_CONFIG_KEYS
                           if host_config.get(key) not in (None, "", [], {}, 0)}
+    if body["HostConfig"].get("Runtime") == MIGRATION_RUNTIME:
+        del body["HostConfig"]["Runtime"]  # each destination decides whether it has it
     return body
 
 
@@ -165,6 +171,18 @@ def place_checkpoint(images_dir, root_dir, container_id, checkpoint_id):
     except OSError:
         shutil.copytree(images_dir, target, symlinks=True)
         shutil.rmtree(images_dir)
+    return target
+
+
+def place_images_marker(images_dir, root_dir, container_id, checkpoint_id):
+    """A checkpoint holding only the path of the images, for the edge-migrate runtime: the
+    engine's copy through containerd is then nearly free and CRIU reads images_dir itself."""
+    target = os.path.join(root_dir, "containers", container_id, "checkpoints", checkpoint_id)
+    if os.path.exists(target):
+        shutil.rmtree(target)
+    os.makedirs(target, mode=0o700)
+    with open(os.path.join(target, IMAGES_MARKER), "w") as handle:
+        handle.write(os.path.abspath(images_dir))
     return target
 
 

@@ -56,10 +56,11 @@ def xdelta_window(size):
     return min(max(size, 1 << 20), 1 << 31)
 
 
-def encode(run, base_dir, target_dir, delta_dir, min_delta_size=65536, workers=None, level=1):
+def encode(run, base_dir, target_dir, delta_dir, min_delta_size=65536, workers=None, level=1, sized_window=True):
     """Write into delta_dir what turns base_dir into target_dir: an xdelta3 patch per large
     file that exists in both, other files whole, and a manifest with every target file's
-    size and sha256. `run(argv)` returns (rc, stdout, stderr)."""
+    size and sha256. `run(argv)` returns (rc, stdout, stderr). level=None and
+    sized_window=False give xdelta3's defaults (as the reference prototype ran it)."""
     make_private_dir(delta_dir)
     names = list_files(target_dir)
     entries = {}
@@ -71,8 +72,12 @@ def encode(run, base_dir, target_dir, delta_dir, min_delta_size=65536, workers=N
         out = os.path.join(delta_dir, name)
         os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
         if size >= min_delta_size and os.path.isfile(base):
-            window = xdelta_window(max(size, os.path.getsize(base)))
-            argv = ["xdelta3", "-e", "-f", "-%d" % level, "-B", str(window), "-s", base, target, out + DELTA_SUFFIX]
+            argv = ["xdelta3", "-e", "-f"]
+            if level is not None:
+                argv.append("-%d" % level)
+            if sized_window:
+                argv += ["-B", str(xdelta_window(max(size, os.path.getsize(base))))]
+            argv += ["-s", base, target, out + DELTA_SUFFIX]
             rc, _out, err = run(argv)
             if rc != 0:
                 raise ImageSetError("xdelta3 could not encode %s" % name, cmd=" ".join(argv), rc=rc, stderr=err)

@@ -1,14 +1,34 @@
 """Helpers every migration module uses: Docker options, error reporting, phase timing."""
 
+import os
 import time
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.edge_docker import DEFAULT_DOCKER_HOST, DOCKER_IMPORT_ERROR, HAS_DOCKER, connect
+from ansible.module_utils.edge_docker import checkpoint as docker_checkpoint
+from ansible.module_utils.edge_runc import DEFAULT_EXEC_ROOT
+from ansible.module_utils.edge_runc import checkpoint as runc_checkpoint
 
 DOCKER_ARGS = dict(
     docker_host=dict(type="str", default=DEFAULT_DOCKER_HOST),
     docker_timeout=dict(type="int", default=120),
 )
+
+
+# How a checkpoint is taken: `runc` dumps straight into the directory (fast), `docker`
+# goes through the engine's checkpoint endpoint (and containerd's content store).
+CHECKPOINT_ARGS = dict(
+    method=dict(type="str", choices=["runc", "docker"], default="runc"),
+    docker_exec_root=dict(type="path", default=DEFAULT_EXEC_ROOT),
+)
+
+
+def take_checkpoint(module, api, inspect, checkpoint_dir, checkpoint_name, leave_running):
+    """Checkpoint the container into checkpoint_dir/checkpoint_name by the module's method."""
+    if module.params["method"] == "docker":
+        return docker_checkpoint(api, inspect["Id"], checkpoint_dir, checkpoint_name, leave_running)
+    return runc_checkpoint(runner(module), module.params["docker_exec_root"], inspect,
+                           os.path.join(checkpoint_dir, checkpoint_name), leave_running)
 
 
 def docker_api(module):

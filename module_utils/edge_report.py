@@ -60,6 +60,8 @@ def build(request, results):
         "outcome": request["outcome"],
         "cause": request.get("cause") or "",
         "state_preserved": bool(restore.get("from_checkpoint")),
+        "checkpoint_method": freeze.get("method") or checkpoint.get("method"),
+        "restore_method": restore.get("method"),
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "downtime_s": downtime,
         "total_s": total,
@@ -68,6 +70,7 @@ def build(request, results):
         "checkpoint_size": checkpoint_size,
         "freeze_bytes_ratio": round(bytes_freeze / checkpoint_size, 5) if bytes_freeze and checkpoint_size else None,
         "phases": {name: value for name, value in phases.items() if value is not None},
+        "criu": {"dump": freeze.get("criu_dump") or {}, "restore": restore.get("criu_restore") or {}},
         "tool_versions": {
             "source": _versions(_get(results, "source_info")),
             "destination": _versions(_get(results, "destination_info")),
@@ -107,14 +110,23 @@ def summary(report):
         "%s: %s -> %s, strategy %s: %s%s" % (report["service"], report["source"], report["destination"],
                                              report["strategy"], report["outcome"].upper(),
                                              " (%s)" % report["cause"] if report["cause"] else ""),
-        "downtime %s s, total %s s, state %s" % (report["downtime_s"], report["total_s"],
-                                                 "kept" if report["state_preserved"] else "LOST (fresh start)"),
+        "downtime %s s, total %s s, %s" % (report["downtime_s"], report["total_s"], _state_phrase(report)),
         "checkpoint %s, sent in warm-up %s, sent in freeze %s" % (mb(report["checkpoint_size"]),
                                                                  mb(report["bytes_warmup"]),
                                                                  mb(report["bytes_freeze"])),
         "phases: " + ", ".join("%s %.2f" % (name, phases[name]) for name in PHASES if name in phases),
     ]
     return lines
+
+
+def _state_phrase(report):
+    if report["outcome"] == "failed":
+        return "nothing was frozen, the service runs on %s as before" % report["source"]
+    if report["state_preserved"]:
+        return "state kept"
+    if report["outcome"] == "rolled_back":
+        return "rolled back"
+    return "state LOST (fresh start)"
 
 
 def _versions(info):

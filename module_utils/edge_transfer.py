@@ -18,12 +18,14 @@ SYNC_ARGS = dict(
     ssh_port=dict(type="int"),
     timeout=dict(type="int", default=60),
     compress=dict(type="bool", default=False),
+    compress_choice=dict(type="str", choices=["zstd", "zlib"], default="zstd"),
 )
 
 
 def push_options(params):
     return dict(dest_user=params["dest_user"], ssh_key=params["ssh_key"], known_hosts=params["known_hosts"],
-                port=params["ssh_port"], timeout=params["timeout"], compress=params["compress"])
+                port=params["ssh_port"], timeout=params["timeout"], compress=params["compress"],
+                compress_choice=params["compress_choice"])
 
 
 class TransferError(EdgeError):
@@ -45,7 +47,7 @@ def ssh_command(ssh_key=None, known_hosts=None, port=None):
 
 
 def rsync_command(src, dest_host, dest_dir, dest_user="root", ssh_key=None, known_hosts=None,
-                  port=None, timeout=60, compress=False, whole_file=False, delete=True):
+                  port=None, timeout=60, compress=False, whole_file=False, delete=True, compress_choice="zstd"):
     """argv of an rsync that makes dest_host:dest_dir a copy of src (a directory)."""
     argv = ["rsync", "-a", "--stats", "--timeout=%d" % timeout, "-e", ssh_command(ssh_key, known_hosts, port),
             # The destination directory is created private (memory images hold secrets).
@@ -57,7 +59,7 @@ def rsync_command(src, dest_host, dest_dir, dest_user="root", ssh_key=None, know
     else:
         argv += ["--no-whole-file", "--inplace"]
     if compress:
-        argv += ["--compress", "--compress-choice=zstd"]
+        argv += ["--compress", "--compress-choice=%s" % compress_choice]
     argv += [src.rstrip("/") + "/", "%s@%s:%s/" % (dest_user, dest_host, dest_dir.rstrip("/"))]
     return argv
 

@@ -1,0 +1,67 @@
+"""Checkpoint a container that dockerd runs by calling its runc directly.
+
+`docker checkpoint create` has runc/CRIU dump the images, then containerd packs them into
+its content store and dockerd unpacks them into the checkpoint directory: for 200 MB of
+memory that is 3.5-9 s where CRIU's own dump takes 0.5 s (LAB-NOTES, issue #5). runc
+pointed at dockerd's state directory dumps straight into the migration's directory;
+dockerd still owns the container and sees it exit (137) as after any kill."""
+
+import os
+import shutil
+
+from ansible.module_utils.edge_errors import EdgeError
+
+DEFAULT_EXEC_ROOT = "/run/docker"
+RUNC_NAMESPACE = "moby"
+
+
+def runc_root(exec_root, runtime, container_id):
+    """The runc state directory dockerd uses for this container: <exec-root>/runtime-<name>/moby,
+    where dockerd 20.10 uses runtime-runc for every runc-compatible runtime; None if not found."""
+    names = [runtime or "runc", "runc"]
+    if os.path.isdir(exec_root):
+        names += sorted(d[len("runtime-"):] for d in os.listdir(exec_root) if d.startswith("runtime-"))
+    for name in names:
+        root = os.path.join(exec_root, "runtime-%s" % name, RUNC_NAMESPACE)
+        if os.path.isdir(os.path.join(root, container_id)):
+            return root
+    return None
+
+
+def checkpoint(run, exec_root, inspect, image_dir, leave_running):
+    """Dump the container into image_dir (created 0700); raise EdgeError with CRIU's log tail."""
+    root = runc_root(exec_root, (inspect.get("HostConfig") or {}).get("Runtime"), inspect["Id"])
+    if root is None:
+        raise EdgeError("runc has no state for container %s under %s/runtime-*/%s: is docker_exec_root dockerd's "
+                        "--exec-root?" % (inspect["Id"][:12], exec_root, RUNC_NAMESPACE),
+                        cmd="ls %s/runtime-*/%s/%s" % (exec_root, RUNC_NAMESPACE, inspect["Id"]))
+    work_dir = image_dir.rstrip("/") + ".work"
+    os.makedirs(image_dir, mode=0o700)
+    os.makedirs(work_dir, mode=0o700, exist_ok=True)
+    argv = ["runc", "--root", root, "checkpoint", "--image-path", image_dir, "--work-path", work_dir]
+    if leave_running:
+        argv.append("--leave-running")
+    argv.append(inspect["Id"])
+    try:
+        rc, _out, err = run(argv)
+        if rc != 0:
+            raise EdgeError("runc checkpoint of %s failed: %s%s" % (inspect["Id"][:12], _last_line(err),
+                                                                     _log_tail(os.path.join(work_dir, "dump.log"))),
+                            cmd=" ".join(argv), rc=rc, stderr=err)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return image_dir
+
+
+def _last_line(text):
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else "no error output"
+
+
+def _log_tail(path, lines=3):
+    try:
+        with open(path, errors="replace") as handle:
+            tail = [line.strip() for line in handle.readlines()[-lines:]]
+    except OSError:
+        return ""
+    return "; CRIU: " + " | ".join(tail)
