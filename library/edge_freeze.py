@@ -163,7 +163,6 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_docker import inspect_container, set_restart_policy
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_images import encode, make_private_dir, remove_tree, tree_size
@@ -218,11 +217,10 @@ def main():
         result["frozen_at"] = time.time()
         with phases("checkpoint"):
             result["frozen"] = True  # from here on the container is stopped or stopping
-            take_checkpoint(module, api, inspect, params["checkpoint_dir"], params["checkpoint_name"],
-                            leave_running=False)
+            result["criu_dump"] = take_checkpoint(module, api, inspect, params["checkpoint_dir"],
+                                                  params["checkpoint_name"], leave_running=False)
         os.chmod(final_dir, 0o700)
         result["checkpoint_size"] = tree_size(final_dir)
-        result["criu_dump"] = criu_stats(final_dir, "stats-dump").get("dump", {})
         if params["mode"] == "delta":
             with phases("xdelta_source"):
                 remove_tree(params["delta_dir"])

@@ -118,6 +118,10 @@ method:
   description: How the checkpoint reached CRIU (C(runtime) or C(docker)).
   type: str
   returned: when started
+criu_restore:
+  description: CRIU's own restore statistics (times in seconds, page counts); empty with the C(docker) method.
+  type: dict
+  returned: when started from a checkpoint
 """
 
 import os
@@ -125,6 +129,7 @@ import shutil
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_docker import (
     MIGRATION_RUNTIME,
     create,
@@ -214,7 +219,10 @@ def start(module, api, phases, result):
         if placed:
             shutil.rmtree(placed, ignore_errors=True)
     if checkpoint_path:
-        shutil.rmtree(checkpoint_path, ignore_errors=True)  # memory images are not kept once restored
+        result["criu_restore"] = criu_stats(checkpoint_path + ".work", "stats-restore").get("restore", {})
+        # Memory images are not kept once restored.
+        shutil.rmtree(checkpoint_path, ignore_errors=True)
+        shutil.rmtree(checkpoint_path + ".work", ignore_errors=True)
     result["method"] = "runtime" if inspect["HostConfig"].get("Runtime") == MIGRATION_RUNTIME else "docker"
     still_running(api, inspect["Id"], params["settle"])
     result["from_checkpoint"] = bool(checkpoint_path)

@@ -24,9 +24,11 @@ CHECKPOINT_ARGS = dict(
 
 
 def take_checkpoint(module, api, inspect, checkpoint_dir, checkpoint_name, leave_running):
-    """Checkpoint the container into checkpoint_dir/checkpoint_name by the module's method."""
+    """Checkpoint the container into checkpoint_dir/checkpoint_name by the module's method;
+    returns CRIU's dump statistics when the method gives access to them (runc)."""
     if module.params["method"] == "docker":
-        return docker_checkpoint(api, inspect["Id"], checkpoint_dir, checkpoint_name, leave_running)
+        docker_checkpoint(api, inspect["Id"], checkpoint_dir, checkpoint_name, leave_running)
+        return {}
     return runc_checkpoint(runner(module), module.params["docker_exec_root"], inspect,
                            os.path.join(checkpoint_dir, checkpoint_name), leave_running)
 

@@ -9,6 +9,7 @@ dockerd still owns the container and sees it exit (137) as after any kill."""
 import os
 import shutil
 
+from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_errors import EdgeError
 
 DEFAULT_EXEC_ROOT = "/run/docker"
@@ -29,7 +30,8 @@ def runc_root(exec_root, runtime, container_id):
 
 
 def checkpoint(run, exec_root, inspect, image_dir, leave_running):
-    """Dump the container into image_dir (created 0700); raise EdgeError with CRIU's log tail."""
+    """Dump the container into image_dir (created 0700) and return CRIU's dump statistics;
+    raise EdgeError with the tail of CRIU's log."""
     root = runc_root(exec_root, (inspect.get("HostConfig") or {}).get("Runtime"), inspect["Id"])
     if root is None:
         raise EdgeError("runc has no state for container %s under %s/runtime-*/%s: is docker_exec_root dockerd's "
@@ -48,9 +50,10 @@ def checkpoint(run, exec_root, inspect, image_dir, leave_running):
             raise EdgeError("runc checkpoint of %s failed: %s%s" % (inspect["Id"][:12], _last_line(err),
                                                                      _log_tail(os.path.join(work_dir, "dump.log"))),
                             cmd=" ".join(argv), rc=rc, stderr=err)
+        # CRIU writes its statistics to the work directory, not among the images.
+        return criu_stats(work_dir, "stats-dump").get("dump", {})
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
-    return image_dir
 
 
 def _last_line(text):

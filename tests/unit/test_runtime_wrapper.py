@@ -39,7 +39,8 @@ def test_marked_restore_reads_images_in_place(tmp_path):
                                     str(tmp_path / "cp"), "--work-path", "/w", "abc")
     assert rc == 0
     assert argv == ["--root", "/r", "restore", "--detach", "--image-path", str(tmp_path / "images with space"),
-                    "--work-path", "/w", "abc"]
+                    "--work-path", str(tmp_path / "images with space.work"), "abc"]
+    assert (tmp_path / "images with space.work").is_dir()  # CRIU's restore log and statistics go there
 
 
 def test_marker_naming_a_missing_directory_fails_clearly(tmp_path):
