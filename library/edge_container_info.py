@@ -14,6 +14,15 @@ options:
     description: Container name (or id).
     type: str
     required: true
+  workdir:
+    description:
+      - The host's checkpoint directory. When given, the result has the free space there
+        and the leftovers of earlier, interrupted migrations of this container.
+    type: path
+  check_criu:
+    description: Run C(criu check) and report whether CRIU works on this host's kernel.
+    type: bool
+    default: false
   docker_host:
     description: Docker Engine address.
     type: str
@@ -63,7 +72,24 @@ tools:
   description: Versions of criu, xdelta3 and rsync on this host (null when missing).
   type: dict
   returned: always
+criu_check:
+  description: Whether C(criu check) passed (ok) and its last line of output (message).
+  type: dict
+  returned: when check_criu
+disk_free_bytes:
+  description: Free bytes in I(workdir) (or its nearest existing parent).
+  type: int
+  returned: when workdir is given
+leftovers:
+  description:
+    - Directories of earlier migrations of this container under I(workdir), each with
+      path, migration_id and final_complete (a complete final checkpoint is in it).
+  type: list
+  elements: dict
+  returned: when workdir is given
 """
+
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_docker import (
@@ -91,9 +117,41 @@ def tool_versions(module):
     return versions
 
 
+def criu_check(module):
+    if module.get_bin_path("criu") is None:
+        return {"ok": False, "message": "criu is not installed"}
+    rc, out, err = module.run_command(["criu", "check"])
+    lines = [line.strip() for line in (out + err).splitlines() if line.strip()]
+    return {"ok": rc == 0, "message": lines[-1] if lines else "rc=%d" % rc}
+
+
+def free_bytes(path):
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
+
+
+def leftovers(workdir, name):
+    """Directories <workdir>/<name>-<timestamp> that a migration of this container left."""
+    found = []
+    if os.path.isdir(workdir):
+        for entry in sorted(os.listdir(workdir)):
+            rest = entry[len(name) + 1:] if entry.startswith(name + "-") else ""
+            if rest[:8].isdigit() and "T" in rest:
+                path = os.path.join(workdir, entry)
+                # runc writes descriptors.json once CRIU's dump is complete.
+                complete = os.path.isfile(os.path.join(path, "final", "descriptors.json"))
+                found.append({"path": path, "migration_id": entry, "final_complete": complete})
+    return found
+
+
 def main():
-    module = AnsibleModule(argument_spec=dict(name=dict(type="str", required=True), **DOCKER_ARGS),
-                           supports_check_mode=True)
+    module = AnsibleModule(argument_spec=dict(
+        name=dict(type="str", required=True),
+        workdir=dict(type="path"),
+        check_criu=dict(type="bool", default=False),
+        **DOCKER_ARGS), supports_check_mode=True)
     try:
         api = docker_api(module)
         inspect = inspect_container(api, module.params["name"])
@@ -105,6 +163,11 @@ def main():
             result["config"] = portable_config(inspect)
             if result["running"]:
                 result["memory_bytes"] = memory_usage(api, inspect["Id"])
+        if module.params["workdir"]:
+            result["disk_free_bytes"] = free_bytes(module.params["workdir"])
+            result["leftovers"] = leftovers(module.params["workdir"], module.params["name"])
+        if module.params["check_criu"]:
+            result["criu_check"] = criu_check(module)
     except DockerError as exc:
         fail(module, exc)
     module.exit_json(**result)

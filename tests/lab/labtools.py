@@ -1,0 +1,99 @@
+"""What the lab tests share: the lab's hosts, running playbooks, asking services, finding
+containers and memory images on the hosts."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+
+import docker
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.join(ROOT, ".venv", "bin")
+REPORTS = os.path.join(ROOT, "reports")
+
+
+def lab_hosts():
+    """The lab's hosts by name, from `lab/lab status --json`; fails when the lab is not up."""
+    status = subprocess.run([os.path.join(ROOT, "lab", "lab"), "status", "--json"], capture_output=True, text=True)
+    assert status.returncode == 0, "the lab is not up (make lab): %s %s" % (status.stdout, status.stderr)
+    hosts = {host["name"]: host for host in json.loads(status.stdout)["hosts"]}
+    assert len(hosts) >= 2
+    return hosts
+
+
+def playbook(*args, check=True):
+    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    if check:
+        assert proc.returncode == 0, "ansible-playbook %s failed:\n%s\n%s" % (" ".join(args), proc.stdout[-6000:],
+                                                                             proc.stderr[-3000:])
+    return proc
+
+
+def engine(host):
+    return docker.APIClient(base_url=host["docker_host"], version="auto")
+
+
+def running_on(lab, name):
+    found = []
+    for host_name, host in lab.items():
+        try:
+            if engine(host).inspect_container(name)["State"]["Running"]:
+                found.append(host_name)
+        except docker.errors.NotFound:
+            pass
+    return found
+
+
+def remove_everywhere(lab, name):
+    for host in lab.values():
+        try:
+            engine(host).remove_container(name, force=True)
+        except docker.errors.NotFound:
+            pass
+
+
+def request(host, port, line, attempts=50):
+    """One request to a service by the host's lab address; retried while it comes up."""
+    for _attempt in range(attempts):
+        try:
+            with socket.create_connection((host["address"], port), timeout=5) as conn:
+                conn.sendall(line.encode() + b"\n")
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                if data:
+                    return json.loads(data)
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("%s:%s did not answer %s" % (host["address"], port, line))
+
+
+def read_file(api, container, path):
+    return int(api.exec_start(api.exec_create(container, ["cat", path])).decode())
+
+
+def memory_images_left(lab):
+    """Files under each host's checkpoint directory and checkpoints left in Docker's data root."""
+    left = []
+    for host in lab.values():
+        for root, _dirs, files in os.walk(host["checkpoint_dir"]):
+            left += [os.path.join(root, f) for f in files]
+        containers = os.path.join(os.path.dirname(host["checkpoint_dir"]), "docker", "containers")
+        for container in os.listdir(containers) if os.path.isdir(containers) else []:
+            checkpoints = os.path.join(containers, container, "checkpoints")
+            if os.path.isdir(checkpoints) and os.listdir(checkpoints):
+                left.append(checkpoints)
+    return left
+
+
+def latest_report(service):
+    names = sorted(n for n in os.listdir(REPORTS) if n.endswith("-%s.json" % service))
+    with open(os.path.join(REPORTS, names[-1])) as handle:
+        return json.load(handle)
