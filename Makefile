@@ -7,7 +7,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.requirements.stamp
 
 .NOTPARALLEL:
-.PHONY: system venv lab lab-down demo test lint clean
+.PHONY: system venv lab lab-down demo test lint clean bench bench-full
 
 system:
 	lab/install-system.sh
@@ -34,6 +34,16 @@ demo: lab
 
 test: lab
 	$(VENV)/bin/python -m pytest tests -v
+
+# Migration benchmark (issue 5), in the lab: table on stdout, CSV, summary.md and plots under
+# reports/bench/<UTC id>/. `make bench` is the quick set (openface stand-in 256 MB, unshaped and
+# 100 Mbit/s, every strategy, 1 repeat); `make bench-full` the whole matrix. More options:
+# BENCH_ARGS="--repeats 3 --services openface-1024 --links 100mbit --strategies delta,rsync".
+bench: lab
+	$(VENV)/bin/python bench/bench.py $(BENCH_ARGS)
+
+bench-full: lab
+	$(VENV)/bin/python bench/bench.py --full $(BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check . lab/lab
