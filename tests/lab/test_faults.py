@@ -1,0 +1,295 @@
+"""Fault injection in the lab: every case runs a real migration of the openface stand-in
+(real dockerd, CRIU, SSH), injects a fault, and checks that exactly one copy of the service
+runs afterwards with its counter and state checksum intact, that no memory image is left on
+any host, and that the playbook's message names the cause. Bad inputs must be rejected
+before anything is frozen. The suite writes its table to reports/fault-suite.md."""
+
+import glob
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import docker
+import pytest
+from labtools import (
+    REPORTS,
+    ROOT,
+    VENV_BIN,
+    engine,
+    memory_images_left,
+    playbook,
+    remove_everywhere,
+    request,
+    running_on,
+)
+
+pytestmark = pytest.mark.lab
+
+SERVICE = "openface"
+TABLE = []
+HOOKS = itertools.count()
+CUT = ["-I", "OUTPUT", "-d", "10.77.0.12", "-p", "tcp", "--dport", "22", "-j", "DROP"]
+
+
+def in_netns(host, *argv):
+    return ["nsenter", "--net=/run/netns/%s" % host["netns"], *argv]
+
+
+def hook(script):
+    """A migration hook: run this Python snippet on the controller (as the product runs any command)."""
+    path = os.path.join("/tmp", "edge-fault-hook-%d-%d.py" % (os.getpid(), next(HOOKS)))
+    with open(path, "w") as handle:
+        handle.write(script)
+    return "%s %s" % (sys.executable, path)
+
+
+def migrate(*extra, hooks=None):
+    args = ["migrate.yml", "-e", "service=%s" % SERVICE, "-e", "destination=edge2", "-e",
+            "migration_transfer_timeout=5"]
+    if hooks:
+        args += ["-e", json.dumps({"migration_hooks": hooks})]
+    return playbook(*args, *extra, check=False)
+
+
+def failure_message(proc):
+    """The last failure message the playbook printed (a `msg:` entry and its wrapped lines)."""
+    lines = proc.stdout.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.strip().startswith("msg:")]
+    if not starts:
+        return "(no failure message)"
+    message = [lines[starts[-1]].strip()[4:].strip()]
+    for line in lines[starts[-1] + 1:]:
+        if not line.startswith("        "):
+            break
+        message.append(line.strip())
+    return " ".join(message).strip("'\"")
+
+
+def record(case, proc, outcome):
+    TABLE.append((case, "failed" if proc.returncode else "succeeded", outcome, failure_message(proc)[:220]))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def fault_table():
+    yield
+    os.makedirs(REPORTS, exist_ok=True)
+    with open(os.path.join(REPORTS, "fault-suite.md"), "w") as handle:
+        handle.write("| case | playbook | service afterwards | message |\n|---|---|---|---|\n")
+        for case, result, outcome, message in TABLE:
+            handle.write("| %s | %s | %s | %s |\n" % (case, result, outcome, message.replace("|", "/")))
+
+
+@pytest.fixture
+def openface(lab):
+    """The stand-in freshly on edge1, asked twice; yields its counter and state checksum."""
+    remove_everywhere(lab, SERVICE)
+    playbook("playbooks/deploy.yml", "-e", "service=%s" % SERVICE, "-e", "host=edge1")
+    request(lab["edge1"], 9999, "GET")
+    answer = request(lab["edge1"], 9999, "SUM")
+    yield answer
+    subprocess.run(in_netns(lab["edge1"], "iptables", "-D", *CUT[1:]), capture_output=True)
+    remove_everywhere(lab, SERVICE)
+
+
+def assert_intact(lab, host, before):
+    assert running_on(lab, SERVICE) == [host], "the service must run on %s only" % host
+    answer = request(lab[host], 9999, "SUM")
+    assert answer["sha256"] == before["sha256"], "state checksum changed"
+    assert answer["count"] == before["count"], "request counter did not go on from where it was"
+    assert memory_images_left(lab) == []
+
+
+def latest_outcome():
+    names = sorted(glob.glob(os.path.join(REPORTS, "*-%s.json" % SERVICE)))
+    with open(names[-1]) as handle:
+        return json.load(handle)
+
+
+def test_link_cut_during_warmup_transfer(lab, openface):
+    workdir = lab["edge2"]["checkpoint_dir"]
+    cut = " ".join(in_netns(lab["edge1"], "iptables", *CUT))
+    # A watcher, detached from the hook (whose output Ansible waits for), cuts the link once
+    # 20 MB of the warm-up checkpoint have arrived, counting rsync's hidden temporary files.
+    watcher = hook(
+        "import os, subprocess, time\n"
+        "def arrived():\n"
+        "    return sum(os.path.getsize(os.path.join(root, f)) for root, _d, files in os.walk(%r)\n"
+        "               if os.sep + 'base' in root for f in files)\n"
+        "deadline = time.time() + 60\n"
+        "while time.time() < deadline:\n"
+        "    if arrived() >= 20e6:\n"
+        "        subprocess.run(%r, shell=True)\n"
+        "        break\n"
+        "    time.sleep(0.01)\n" % (workdir, cut))
+    launch = hook("import subprocess\nsubprocess.Popen(%r.split(), start_new_session=True, stdin=subprocess.DEVNULL, "
+                  "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n" % watcher)
+    proc = migrate(hooks={"after_warmup_checkpoint": launch})
+    assert proc.returncode != 0
+    report = latest_outcome()
+    assert report["outcome"] == "failed", report  # nothing was frozen
+    assert report["cause"].startswith("Warm-up | copy that checkpoint") and "rsync from" in report["cause"]
+    subprocess.run(in_netns(lab["edge1"], "iptables", "-D", *CUT[1:]), check=True)
+    assert_intact(lab, "edge1", openface)
+    record("link cut during warm-up transfer", proc, "on the source, untouched")
+
+
+def test_link_cut_during_freeze_transfer(lab, openface):
+    proc = migrate(hooks={"before_freeze": " ".join(in_netns(lab["edge1"], "iptables", *CUT))})
+    assert proc.returncode != 0
+    report = latest_outcome()
+    assert report["outcome"] == "rolled_back" and "rsync from" in report["cause"]
+    assert "rolled back" in proc.stdout
+    assert_intact(lab, "edge1", openface)
+    record("link cut during freeze transfer", proc, "rolled back to the source with its state")
+
+
+def test_destination_dockerd_stopped_before_restore(lab, openface):
+    pidfile = "/run/edgelab/edge2/docker.pid"
+    stop = hook("import os, time\npid = int(open(%r).read())\nos.kill(pid, 15)\n"
+                "while os.path.exists('/proc/%%d' %% pid): time.sleep(0.1)\n" % pidfile)
+    try:
+        proc = migrate(hooks={"before_freeze": stop})
+        assert proc.returncode != 0
+        report = latest_outcome()
+        assert report["outcome"] == "rolled_back" and "cannot reach the Docker Engine" in report["cause"]
+    finally:
+        subprocess.run([os.path.join(ROOT, "lab", "lab"), "up"], check=True, capture_output=True)
+    try:  # the container created in the warm-up, which the dead daemon could not remove
+        engine(lab["edge2"]).remove_container(SERVICE, force=True)
+    except docker.errors.NotFound:
+        pass
+    assert_intact(lab, "edge1", openface)
+    record("destination dockerd stopped before restore", proc, "rolled back to the source with its state")
+
+
+def test_corrupted_delta_is_caught_by_checksum(lab, openface):
+    corrupt = hook("import glob\nfor p in glob.glob(%r):\n    with open(p, 'r+b') as f:\n"
+                   "        f.seek(4096 * 100)\n        f.write(b'\\xff' * 4096)\n"
+                   % os.path.join(lab["edge2"]["checkpoint_dir"], "*", "base", "pages-*.img"))
+    proc = migrate(hooks={"before_freeze": corrupt})
+    assert proc.returncode != 0
+    report = latest_outcome()
+    # Caught by xdelta3's own window checksum or by the sha256 of the rebuilt file.
+    assert report["outcome"] == "rolled_back" and "pages-" in report["cause"]
+    assert "checksum mismatch" in report["cause"] or "could not rebuild" in report["cause"]
+    assert_intact(lab, "edge1", openface)
+    record("corrupted images on the destination (bytes flipped in the warm-up copy)", proc,
+           "rolled back to the source with its state")
+
+
+def test_criu_restore_failure_on_destination(lab, openface):
+    # A file the process maps (its python binary) changes size in the destination
+    # container's filesystem: CRIU's restore refuses it (a real CRIU failure).
+    spoil = hook(
+        "import docker, glob, os, shutil\n"
+        "api = docker.APIClient(base_url=%r)\n"
+        "data = api.inspect_container(%r)['GraphDriver']['Data']\n"
+        "source = [d for d in data['LowerDir'].split(':') if glob.glob(d + '/usr/bin/python3.*')][0]\n"
+        "binary = sorted(glob.glob(source + '/usr/bin/python3.[0-9]*'))[0]\n"
+        "target = data['UpperDir'] + binary[len(source):]\n"
+        "os.makedirs(os.path.dirname(target), exist_ok=True)\n"
+        "shutil.copy2(binary, target)\n"
+        "open(target, 'ab').write(b'0' * 4096)\n" % (lab["edge2"]["docker_host"], SERVICE))
+    proc = migrate(hooks={"before_freeze": spoil})
+    assert proc.returncode != 0
+    report = latest_outcome()
+    assert report["outcome"] == "rolled_back" and "from checkpoint" in report["cause"]
+    assert_intact(lab, "edge1", openface)
+    record("CRIU restore failure on the destination", proc, "rolled back to the source with its state")
+
+
+def test_destination_disk_full(lab, openface):
+    workdir = lab["edge2"]["checkpoint_dir"]
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100m,mode=0700", "tmpfs", workdir], check=True)
+    try:
+        proc = migrate()
+    finally:
+        subprocess.run(["umount", workdir], check=True)
+    assert proc.returncode != 0
+    assert "not enough free disk on edge2" in proc.stdout
+    assert_intact(lab, "edge1", openface)
+    record("destination disk full (100 MB tmpfs checkpoint dir)", proc, "on the source, untouched (pre-flight)")
+
+
+def test_controller_killed_during_freeze_then_rerun(lab, openface):
+    final = os.path.join(lab["edge1"]["checkpoint_dir"], "%s-*" % SERVICE, "final", "pages-*.img")
+    proc = subprocess.Popen([os.path.join(VENV_BIN, "ansible-playbook"), "migrate.yml", "-e", "service=%s" % SERVICE,
+                             "-e", "destination=edge2"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while not glob.glob(final) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert glob.glob(final), "the freeze never started"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(3)  # whatever the source was doing when its controller vanished, it ends
+    rerun = migrate()
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert "Recover |" in rerun.stdout
+    assert_intact(lab, "edge2", openface)
+    record("controller killed during freeze, then re-run", rerun, "recovered, then migrated with its state")
+
+
+def test_two_migrations_of_the_same_service_at_once(lab, openface):
+    command = [os.path.join(VENV_BIN, "ansible-playbook"), "migrate.yml", "-e", "service=%s" % SERVICE,
+               "-e", "destination=edge2"]
+    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(0.2)
+    second = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    codes = sorted(p.returncode for p in (first, second))
+    assert codes[0] == 0 and codes[1] != 0, outputs
+    loser = outputs[[first.returncode, second.returncode].index(codes[1])]
+    assert "is already being migrated" in loser
+    assert_intact(lab, "edge2", openface)
+    TABLE.append(("two migrations of the same service at once", "one succeeded, one failed fast",
+                  "migrated once with its state", "openface is already being migrated (migration ...)"))
+
+
+@pytest.mark.parametrize("case,args,message", [
+    ("unknown service", ["-e", "service=nosuch"], "unknown service 'nosuch'"),
+    ("service not running", ["-e", "service=yolo"], "is in the catalog but no edge runs it"),
+    ("destination unknown to the inventory", ["-e", "destination=edge9"], "'edge9' is not in the inventory's edges"),
+    ("destination = source", ["-e", "destination=edge1"], "is the source"),
+    ("strategy misspelt", ["-e", "strategy=detla"], "unknown strategy 'detla'"),
+])
+def test_bad_input_is_rejected_before_anything_is_frozen(lab, openface, case, args, message):
+    remove_everywhere(lab, "yolo")
+    proc = playbook("migrate.yml", "-e", "service=%s" % SERVICE, *args, check=False)
+    failed_with_message = proc.returncode != 0 and message in proc.stdout
+    assert failed_with_message, proc.stdout[-2000:]
+    assert "Warm-up |" not in proc.stdout and "Freeze |" not in proc.stdout
+    assert_intact(lab, "edge1", openface)
+    record(case, proc, "on the source, untouched")
+
+
+def test_docker_without_experimental_is_rejected(lab, openface):
+    """edge2's dockerd is restarted without --experimental for this case, then restored."""
+    pid = int(open("/run/edgelab/edge2/docker.pid").read())
+    argv = open("/proc/%d/cmdline" % pid, "rb").read().split(b"\0")[:-1]
+    os.kill(pid, signal.SIGTERM)
+    while os.path.exists("/proc/%d" % pid):
+        time.sleep(0.1)
+    plain = subprocess.Popen(in_netns(lab["edge2"], *[a.decode() for a in argv if a != b"--experimental"]),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                engine(lab["edge2"]).ping()
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.2)
+        proc = playbook("migrate.yml", "-e", "service=%s" % SERVICE, check=False)
+    finally:
+        plain.terminate()
+        plain.wait(timeout=60)
+        subprocess.run([os.path.join(ROOT, "lab", "lab"), "up"], check=True, capture_output=True)
+    assert proc.returncode != 0 and "Docker on edge2 runs without experimental features" in proc.stdout
+    assert "Freeze |" not in proc.stdout
+    assert_intact(lab, "edge1", openface)
+    record("Docker without experimental (edge2)", proc, "on the source, untouched")
