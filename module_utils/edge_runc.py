@@ -62,9 +62,11 @@ def _last_line(text):
 
 
 def _log_tail(path, lines=3):
+    """CRIU's first errors (what went wrong), else the end of its log."""
     try:
         with open(path, errors="replace") as handle:
-            tail = [line.strip() for line in handle.readlines()[-lines:]]
+            log = [line.strip() for line in handle]
     except OSError:
         return ""
-    return "; CRIU: " + " | ".join(tail)
+    errors = [line for line in log if "Error (" in line and "RLIMIT_NOFILE" not in line]
+    return "; CRIU: " + " | ".join(errors[:lines] if errors else log[-lines:])

@@ -101,3 +101,45 @@ def test_container_started_by_hand_migrates_with_its_configuration(lab):
         assert memory_images_left(lab) == []
     finally:
         remove_everywhere(lab, "handmade")
+
+
+def test_openface_migrates_while_clients_keep_asking(lab, openface):
+    """Clients connected at the instant of the dump (established and not yet accepted
+    connections) must not stop the migration; they reconnect and find the state."""
+    import threading
+    checksum = request(lab["edge1"], 9999, "SUM")["sha256"]
+    stop = threading.Event()
+    answers = []
+
+    def client():
+        import socket
+        held = None
+        while not stop.is_set():
+            for host in ("edge1", "edge2"):
+                try:
+                    if held is None:
+                        held = socket.create_connection((lab[host]["address"], 9999), timeout=0.5)
+                    held.sendall(b"GET\n")
+                    data = held.recv(100)
+                    if data:
+                        answers.append((time.time(), host))
+                        break
+                    held = None
+                except OSError:
+                    held = None
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1)
+        migrate("openface", "edge2", "delta")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert running_on(lab, "openface") == ["edge2"]
+    assert request(lab["edge2"], 9999, "SUM")["sha256"] == checksum
+    assert {host for _t, host in answers} == {"edge1", "edge2"}, "clients were served before and after"
+    assert memory_images_left(lab) == []
