@@ -7,7 +7,8 @@ short_description: Checkpoint a running container with CRIU through the Docker E
 description:
   - Dumps the memory state of a running container into I(checkpoint_dir)/I(checkpoint_name)
     through the engine's checkpoint endpoint. With I(leave_running) the container goes on
-    running (a warm-up checkpoint); without it the container stops (the final checkpoint).
+    running (a warm-up checkpoint); without it the container stops (the final checkpoint),
+    its restart policy first set to C(no) so that dockerd does not restart it here.
   - The directory is created C(0700), as memory images hold the process's secrets.
   - A checkpoint of the same name left by an earlier run is replaced.
 options:
@@ -81,6 +82,10 @@ method:
   description: How the checkpoint was taken (C(runc) or C(docker)).
   type: str
   returned: success
+restart_policy:
+  description: The container's restart policy before the checkpoint (set to C(no) when it stops the container).
+  type: dict
+  returned: success
 criu_dump:
   description: CRIU's own dump statistics (times in seconds, page counts); empty with I(method=docker).
   type: dict
@@ -95,7 +100,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_docker import inspect_container
+from ansible.module_utils.edge_docker import inspect_container, set_restart_policy
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_images import list_files, make_private_dir, remove_tree, tree_size
 from ansible.module_utils.edge_module import CHECKPOINT_ARGS, DOCKER_ARGS, docker_api, fail, take_checkpoint
@@ -119,6 +124,10 @@ def main():
                              % params["name"], cmd="GET /containers/%s/json" % params["name"], rc=None, stderr="")
         if module.check_mode:
             module.exit_json(changed=True, path=path)
+        policy = inspect["HostConfig"].get("RestartPolicy") or {}
+        if not params["leave_running"] and policy.get("Name") not in (None, "", "no"):
+            # dockerd would restart the checkpointed (stopped) container on this host.
+            set_restart_policy(api, inspect["Id"], {"Name": "no"})
         make_private_dir(params["checkpoint_dir"])
         remove_tree(path)
         started_at = time.time()
@@ -130,7 +139,8 @@ def main():
     except (EdgeError, OSError) as exc:
         fail(module, exc)
     module.exit_json(changed=True, path=path, size_bytes=tree_size(path), files=len(list_files(path)),
-                     duration_s=round(duration, 4), started_at=started_at, method=params["method"], criu_dump=criu_dump)
+                     duration_s=round(duration, 4), started_at=started_at, method=params["method"],
+                     criu_dump=criu_dump, restart_policy=policy)
 
 
 if __name__ == "__main__":
