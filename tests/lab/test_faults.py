@@ -293,3 +293,25 @@ def test_docker_without_experimental_is_rejected(lab, openface):
     assert "Freeze |" not in proc.stdout
     assert_intact(lab, "edge1", openface)
     record("Docker without experimental (edge2)", proc, "on the source, untouched")
+
+
+def test_criu_missing_is_rejected(lab, openface):
+    """Every criu binary is moved away for this case (the lab's hosts share one filesystem)."""
+    found = []
+    for directory in os.environ["PATH"].split(":") + ["/usr/local/sbin", "/usr/sbin", "/sbin"]:
+        path = os.path.join(os.path.realpath(directory), "criu")  # /sbin is /usr/sbin on merged-/usr
+        if os.path.lexists(path) and path not in found:
+            found.append(path)
+    moved = []
+    try:
+        for path in found:
+            os.rename(path, path + ".away")
+            moved.append(path)
+        proc = playbook("migrate.yml", "-e", "service=%s" % SERVICE, check=False)
+    finally:
+        for path in moved:
+            os.rename(path + ".away", path)
+    assert proc.returncode != 0 and "CRIU does not work on edge1 (criu is not installed)" in proc.stdout
+    assert "Warm-up |" not in proc.stdout and "Freeze |" not in proc.stdout
+    assert_intact(lab, "edge1", openface)
+    record("CRIU missing", proc, "on the source, untouched")
