@@ -46,7 +46,10 @@ existed:
   type: bool
   returned: always
 stopped_at:
-  description: Epoch time at which the stop or removal began (the service's last moment on this host).
+  description:
+    - Epoch time at which the container was gone (stopped or removed), the service's last
+      moment on this host. A program that ignores SIGTERM keeps serving through the grace
+      period (I(stop_timeout)), so this is taken after the stop, not before it.
   type: float
   returned: when changed
 """
@@ -74,11 +77,11 @@ def main():
         stopped_at = None
         changed = params["state"] == "absent" or running
         if changed and not module.check_mode:
-            stopped_at = time.time()
             if params["state"] == "absent":
                 remove(api, inspect["Id"])
             else:
                 stop(api, inspect["Id"], params["stop_timeout"])
+            stopped_at = time.time()
     except DockerError as exc:
         fail(module, exc)
     module.exit_json(changed=changed, existed=True, **({"stopped_at": stopped_at} if stopped_at else {}))
