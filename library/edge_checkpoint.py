@@ -28,26 +28,9 @@ options:
     description: Keep the container running after the dump.
     type: bool
     default: true
-  method:
-    description:
-      - C(runc) has dockerd's runc dump straight into the directory (fast; dockerd sees the
-        container exit when it is not left running); C(docker) uses the engine's checkpoint
-        endpoint, which copies the images through containerd's content store.
-    type: str
-    choices: [runc, docker]
-    default: runc
-  docker_exec_root:
-    description: dockerd's C(--exec-root), where its runc keeps container state (I(method=runc)).
-    type: path
-    default: /run/docker
-  docker_host:
-    description: Docker Engine address.
-    type: str
-    default: unix:///var/run/docker.sock
-  docker_timeout:
-    description: Seconds to wait for a Docker Engine call.
-    type: int
-    default: 120
+extends_documentation_fragment:
+  - edge
+  - edge.checkpoint
 requirements: [docker (Python SDK), CRIU on the host]
 author: edge-migrate developers
 """

@@ -21,14 +21,8 @@ options:
     description: Seconds to wait for a graceful stop before the kill.
     type: int
     default: 10
-  docker_host:
-    description: Docker Engine address.
-    type: str
-    default: unix:///var/run/docker.sock
-  docker_timeout:
-    description: Seconds to wait for a Docker Engine call.
-    type: int
-    default: 120
+extends_documentation_fragment:
+  - edge
 requirements: [docker (Python SDK)]
 author: edge-migrate developers
 """

@@ -23,14 +23,8 @@ options:
     description: Run C(criu check) and report whether CRIU works on this host's kernel.
     type: bool
     default: false
-  docker_host:
-    description: Docker Engine address.
-    type: str
-    default: unix:///var/run/docker.sock
-  docker_timeout:
-    description: Seconds to wait for a Docker Engine call.
-    type: int
-    default: 120
+extends_documentation_fragment:
+  - edge
 requirements: [docker (Python SDK)]
 author: edge-migrate developers
 """

@@ -12,44 +12,12 @@ description:
   - Fails with a message that says which part failed (SSH, transfer, or CPU features) and
     what to do.
 options:
-  dest_host:
-    description: Address of the destination as this host reaches it.
-    type: str
-    required: true
-  dest_dir:
-    description: Scratch directory on the destination (created C(0700), removed afterwards).
-    type: path
-    required: true
-  dest_user:
-    description: SSH user on the destination.
-    type: str
-    default: root
-  ssh_key:
-    description: Private key this host uses to reach the destination.
-    type: path
-  known_hosts:
-    description: known_hosts file with the destination's pinned host key.
-    type: path
-  ssh_port:
-    description: SSH port of the destination.
-    type: int
-  timeout:
-    description: rsync I/O timeout in seconds.
-    type: int
-    default: 60
-  compress:
-    description: Compress on the wire (as the migration will).
-    type: bool
-    default: false
-  compress_choice:
-    description: Compression rsync uses with I(compress).
-    type: str
-    choices: [zstd, zlib]
-    default: zstd
   check_cpu:
     description: Run CRIU's cpuinfo check on the destination.
     type: bool
     default: true
+extends_documentation_fragment:
+  - edge.sync
 requirements: [criu, rsync and ssh on both hosts]
 author: edge-migrate developers
 """

@@ -70,14 +70,8 @@ options:
         once fails the task). Not counted in the downtime.
     type: float
     default: 0.5
-  docker_host:
-    description: Docker Engine address.
-    type: str
-    default: unix:///var/run/docker.sock
-  docker_timeout:
-    description: Seconds to wait for a Docker Engine call.
-    type: int
-    default: 120
+extends_documentation_fragment:
+  - edge
 requirements: [docker (Python SDK), CRIU and xdelta3 on the host]
 author: edge-migrate developers
 """

@@ -14,44 +14,12 @@ options:
     description: Directory on this host.
     type: path
     required: true
-  dest_host:
-    description: Address of the destination as this host reaches it.
-    type: str
-    required: true
-  dest_dir:
-    description: Directory on the destination (made a copy of I(src)).
-    type: path
-    required: true
-  dest_user:
-    description: SSH user on the destination.
-    type: str
-    default: root
-  ssh_key:
-    description: Private key this host uses to reach the destination.
-    type: path
-  known_hosts:
-    description: known_hosts file with the destination's pinned host key.
-    type: path
-  ssh_port:
-    description: SSH port of the destination.
-    type: int
-  timeout:
-    description: rsync I/O timeout in seconds.
-    type: int
-    default: 60
-  compress:
-    description: Compress with zstd on the wire (worth it when the link is the bottleneck).
-    type: bool
-    default: false
-  compress_choice:
-    description: Compression rsync uses with I(compress) (C(zlib) is what C(rsync -z) used before zstd).
-    type: str
-    choices: [zstd, zlib]
-    default: zstd
   whole_file:
     description: Send whole files (first copy) instead of rsync's delta against what the destination has.
     type: bool
     default: true
+extends_documentation_fragment:
+  - edge.sync
 requirements: [rsync and ssh on both hosts]
 author: edge-migrate developers
 """

@@ -1,0 +1,73 @@
+"""Documentation shared by the migration modules (their options come from module_utils:
+DOCKER_ARGS in edge_module, SYNC_ARGS in edge_transfer, CHECKPOINT_ARGS in edge_module)."""
+
+
+class ModuleDocFragment:
+    # Talking to the host's Docker Engine.
+    DOCUMENTATION = r"""
+options:
+  docker_host:
+    description: Docker Engine address.
+    type: str
+    default: unix:///var/run/docker.sock
+  docker_timeout:
+    description: Seconds to wait for a Docker Engine call.
+    type: int
+    default: 120
+"""
+
+    # Pushing to another host with rsync over SSH.
+    SYNC = r"""
+options:
+  dest_host:
+    description: Address of the destination as this host reaches it.
+    type: str
+    required: true
+  dest_dir:
+    description: Directory on the destination (created C(0700)).
+    type: path
+    required: true
+  dest_user:
+    description: SSH user on the destination.
+    type: str
+    default: root
+  ssh_key:
+    description: Private key this host uses to reach the destination.
+    type: path
+  known_hosts:
+    description: known_hosts file with the destination's pinned host key.
+    type: path
+  ssh_port:
+    description: SSH port of the destination.
+    type: int
+  timeout:
+    description: rsync I/O timeout in seconds.
+    type: int
+    default: 60
+  compress:
+    description: Compress on the wire (worth it when the link is the bottleneck).
+    type: bool
+    default: false
+  compress_choice:
+    description: Compression rsync uses with I(compress) (C(zlib) is what C(rsync -z) used before zstd).
+    type: str
+    choices: [zstd, zlib]
+    default: zstd
+"""
+
+    # How a checkpoint is taken.
+    CHECKPOINT = r"""
+options:
+  method:
+    description:
+      - C(runc) has dockerd's runc dump straight into the directory (fast; dockerd sees the
+        container exit when it is not left running); C(docker) uses the engine's checkpoint
+        endpoint, which copies the images through containerd's content store.
+    type: str
+    choices: [runc, docker]
+    default: runc
+  docker_exec_root:
+    description: dockerd's C(--exec-root), where its runc keeps container state (I(method=runc)).
+    type: path
+    default: /run/docker
+"""
