@@ -83,7 +83,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_docker import inspect_container, set_restart_policy
+from ansible.module_utils.edge_docker import hold_restart_policy, inspect_container
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_images import list_files, make_private_dir, remove_tree, tree_size
 from ansible.module_utils.edge_module import CHECKPOINT_ARGS, DOCKER_ARGS, docker_api, fail, take_checkpoint
@@ -108,9 +108,8 @@ def main():
         if module.check_mode:
             module.exit_json(changed=True, path=path)
         policy = inspect["HostConfig"].get("RestartPolicy") or {}
-        if not params["leave_running"] and policy.get("Name") not in (None, "", "no"):
-            # dockerd would restart the checkpointed (stopped) container on this host.
-            set_restart_policy(api, inspect["Id"], {"Name": "no"})
+        if not params["leave_running"]:
+            policy = hold_restart_policy(api, inspect)
         make_private_dir(params["checkpoint_dir"])
         remove_tree(path)
         started_at = time.time()

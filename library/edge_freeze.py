@@ -113,7 +113,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_docker import inspect_container, set_restart_policy
+from ansible.module_utils.edge_docker import hold_restart_policy, inspect_container
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_images import encode, make_private_dir, remove_tree, tree_size
 from ansible.module_utils.edge_module import (
@@ -157,10 +157,7 @@ def main():
                              cmd=None, rc=None, stderr="", **result)
         if module.check_mode:
             module.exit_json(changed=True, **{k: v for k, v in result.items() if k != "changed"})
-        policy = inspect["HostConfig"].get("RestartPolicy") or {}
-        result["restart_policy"] = policy
-        if policy.get("Name") not in (None, "", "no"):
-            set_restart_policy(api, inspect["Id"], {"Name": "no"})
+        result["restart_policy"] = hold_restart_policy(api, inspect)
         make_private_dir(params["checkpoint_dir"])
         remove_tree(final_dir)
         result["changed"] = True

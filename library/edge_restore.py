@@ -127,6 +127,7 @@ from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_docker import (
     MIGRATION_RUNTIME,
     create,
+    data_root,
     engine_info,
     image_present,
     inspect_container,
@@ -201,10 +202,10 @@ def start(module, api, phases, result):
     try:
         with phases("restore"):
             if checkpoint_path and inspect["HostConfig"].get("Runtime") == MIGRATION_RUNTIME:
-                placed = place_images_marker(checkpoint_path, engine_info(api)["root_dir"], inspect["Id"],
+                placed = place_images_marker(checkpoint_path, data_root(api), inspect["Id"],
                                              params["checkpoint_name"])
             elif checkpoint_path:
-                placed = place_checkpoint(checkpoint_path, engine_info(api)["root_dir"], inspect["Id"],
+                placed = place_checkpoint(checkpoint_path, data_root(api), inspect["Id"],
                                           params["checkpoint_name"])
             start_from_checkpoint(api, inspect["Id"], params["checkpoint_name"] if checkpoint_path else None)
             wait_running(api, inspect["Id"], params["wait_timeout"])

@@ -128,6 +128,20 @@ def set_restart_policy(api, container, policy):
                           cmd="POST /containers/%s/update" % container) from exc
 
 
+def hold_restart_policy(api, inspect):
+    """Set the restart policy to `no` so that dockerd does not restart a container stopped
+    by its checkpoint on this host; returns the policy it had (for the destination or a rollback)."""
+    policy = (inspect.get("HostConfig") or {}).get("RestartPolicy") or {}
+    if policy.get("Name") not in (None, "", "no"):
+        set_restart_policy(api, inspect["Id"], {"Name": "no"})
+    return policy
+
+
+def data_root(api):
+    """The engine's DockerRootDir (where it looks for a container's checkpoints)."""
+    return api.info().get("DockerRootDir")
+
+
 def pull(api, image):
     """Pull an image (a no-op transfer when it is present and current)."""
     repository, tag = _split_image(image)

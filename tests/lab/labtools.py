@@ -14,6 +14,15 @@ VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 REPORTS = os.path.join(ROOT, "reports")
 
 
+def run(cmd, check=True, timeout=120, **kw):
+    """Run a command; with check, fail the test with its output when it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    if check:
+        assert proc.returncode == 0, "%s failed (rc=%d):\n%s\n%s" % (
+            " ".join(cmd), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:])
+    return proc
+
+
 def lab_hosts():
     """The lab's hosts by name, from `lab/lab status --json`; fails when the lab is not up."""
     status = subprocess.run([os.path.join(ROOT, "lab", "lab"), "status", "--json"], capture_output=True, text=True)

@@ -20,6 +20,7 @@ from labtools import (
     ROOT,
     VENV_BIN,
     engine,
+    latest_report,
     memory_images_left,
     playbook,
     remove_everywhere,
@@ -103,12 +104,6 @@ def assert_intact(lab, host, before):
     assert memory_images_left(lab) == []
 
 
-def latest_outcome():
-    names = sorted(glob.glob(os.path.join(REPORTS, "*-%s.json" % SERVICE)))
-    with open(names[-1]) as handle:
-        return json.load(handle)
-
-
 def test_link_cut_during_warmup_transfer(lab, openface):
     workdir = lab["edge2"]["checkpoint_dir"]
     cut = " ".join(in_netns(lab["edge1"], "iptables", *CUT))
@@ -129,7 +124,7 @@ def test_link_cut_during_warmup_transfer(lab, openface):
                   "stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n" % watcher)
     proc = migrate(hooks={"after_warmup_checkpoint": launch})
     assert proc.returncode != 0
-    report = latest_outcome()
+    report = latest_report(SERVICE)
     assert report["outcome"] == "failed", report  # nothing was frozen
     assert report["cause"].startswith("Warm-up | copy that checkpoint") and "rsync from" in report["cause"]
     subprocess.run(in_netns(lab["edge1"], "iptables", "-D", *CUT[1:]), check=True)
@@ -140,7 +135,7 @@ def test_link_cut_during_warmup_transfer(lab, openface):
 def test_link_cut_during_freeze_transfer(lab, openface):
     proc = migrate(hooks={"before_freeze": " ".join(in_netns(lab["edge1"], "iptables", *CUT))})
     assert proc.returncode != 0
-    report = latest_outcome()
+    report = latest_report(SERVICE)
     assert report["outcome"] == "rolled_back" and "rsync from" in report["cause"]
     assert "rolled back" in proc.stdout
     assert_intact(lab, "edge1", openface)
@@ -154,7 +149,7 @@ def test_destination_dockerd_stopped_before_restore(lab, openface):
     try:
         proc = migrate(hooks={"before_freeze": stop})
         assert proc.returncode != 0
-        report = latest_outcome()
+        report = latest_report(SERVICE)
         assert report["outcome"] == "rolled_back" and "cannot reach the Docker Engine" in report["cause"]
     finally:
         subprocess.run([os.path.join(ROOT, "lab", "lab"), "up"], check=True, capture_output=True)
@@ -172,7 +167,7 @@ def test_corrupted_delta_is_caught_by_checksum(lab, openface):
                    % os.path.join(lab["edge2"]["checkpoint_dir"], "*", "base", "pages-*.img"))
     proc = migrate(hooks={"before_freeze": corrupt})
     assert proc.returncode != 0
-    report = latest_outcome()
+    report = latest_report(SERVICE)
     # Caught by xdelta3's own window checksum or by the sha256 of the rebuilt file.
     assert report["outcome"] == "rolled_back" and "pages-" in report["cause"]
     assert "checksum mismatch" in report["cause"] or "could not rebuild" in report["cause"]
@@ -196,7 +191,7 @@ def test_criu_restore_failure_on_destination(lab, openface):
         "open(target, 'ab').write(b'0' * 4096)\n" % (lab["edge2"]["docker_host"], SERVICE))
     proc = migrate(hooks={"before_freeze": spoil})
     assert proc.returncode != 0
-    report = latest_outcome()
+    report = latest_report(SERVICE)
     assert report["outcome"] == "rolled_back" and "from checkpoint" in report["cause"]
     assert_intact(lab, "edge1", openface)
     record("CRIU restore failure on the destination", proc, "rolled back to the source with its state")

@@ -4,10 +4,10 @@ These tests fail (they do not skip) when the lab is down: run them with `make te
 import json
 import os
 import re
-import subprocess
 import time
 
 import pytest
+from labtools import run
 
 pytestmark = pytest.mark.lab
 
@@ -15,14 +15,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 LAB = os.path.join(ROOT, "lab", "lab")
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 IMAGE = "10.77.0.1:5000/simple:latest"
-
-
-def run(cmd, check=True, timeout=120, **kw):
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    if check:
-        assert proc.returncode == 0, "%s failed (rc=%d):\n%s\n%s" % (
-            " ".join(cmd), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:])
-    return proc
 
 
 def lab(*args, check=True, timeout=300):

@@ -1,6 +1,7 @@
 """The lab's life cycle: recovery after its daemons are killed, and a `down` that leaves
 nothing behind. These run after every other test (tests/conftest.py) and leave the lab up."""
 
+import functools
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import socket
 import subprocess
 import time
 
+import labtools
 import pytest
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_lifecycle]
@@ -20,12 +22,8 @@ MARKERS = ("/run/edgelab", "/var/lib/edgelab")
 DAEMONS = ("dockerd", "containerd", "containerd-shim-runc-v2", "docker-registry", "sshd", "docker-proxy")
 
 
-def run(cmd, check=True, timeout=300, **kw):
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
-    if check:
-        assert proc.returncode == 0, "%s failed (rc=%d):\n%s\n%s" % (
-            " ".join(cmd), proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:])
-    return proc
+# Taking the lab down and up again takes longer than the other lab tests' commands.
+run = functools.partial(labtools.run, timeout=300)
 
 
 def lab(*args, check=True, timeout=600):
