@@ -1,5 +1,6 @@
 """Documentation shared by the migration modules (their options come from module_utils:
-DOCKER_ARGS in edge_module, SYNC_ARGS in edge_transfer, CHECKPOINT_ARGS in edge_module)."""
+DOCKER_ARGS in edge_module, SYNC_ARGS in edge_transfer, CHECKPOINT_ARGS in edge_module,
+DELTA_ARGS in edge_images)."""
 
 
 class ModuleDocFragment:
@@ -70,4 +71,24 @@ options:
     description: dockerd's C(--exec-root), where its runc keeps container state (I(method=runc)).
     type: path
     default: /run/docker
+"""
+
+    # How the delta between two checkpoints is computed.
+    DELTA = r"""
+options:
+  min_delta_size:
+    description: Files smaller than this are sent whole.
+    type: int
+    default: 65536
+  workers:
+    description: Parallel encodes and checksums (default the number of CPUs).
+    type: int
+  page_delta:
+    description:
+      - Describe memory pages files page by page against the earlier dump's pages at the same
+        virtual addresses (read from CRIU's pagemaps; fast, no compression search). Other large
+        files, and pages files this cannot pair, get an xdelta3 patch. C(false) sends xdelta3
+        patches for every large file (as the reference prototype did).
+    type: bool
+    default: true
 """

@@ -5,9 +5,10 @@ DOCUMENTATION = r"""
 module: edge_delta
 short_description: Binary delta of a checkpoint's memory images against an earlier checkpoint
 description:
-  - For every image file of I(target_dir) that also exists in I(base_dir) and is at least
-    I(min_delta_size) bytes, writes an xdelta3 patch (source window sized to the file);
-    other files are copied whole. Files are processed in parallel.
+  - For every memory pages file of I(target_dir), writes a page delta against the pages at
+    the same addresses in I(base_dir) (I(page_delta)); for every other file that also exists
+    in I(base_dir) and is at least I(min_delta_size) bytes, an xdelta3 patch (source window
+    sized to the file); other files are copied whole. Files are processed in parallel.
   - Writes C(MANIFEST.json) with every target file's size and sha256, which M(edge_patch)
     checks after rebuilding.
 options:
@@ -23,13 +24,6 @@ options:
     description: Where to write patches, small files and the manifest (created C(0700), emptied first).
     type: path
     required: true
-  min_delta_size:
-    description: Files smaller than this are sent whole.
-    type: int
-    default: 65536
-  workers:
-    description: Parallel encodes (default the number of CPUs).
-    type: int
   level:
     description: xdelta3 compression level (0-9); C(-1) keeps xdelta3's default.
     type: int
@@ -41,6 +35,8 @@ options:
         reference prototype).
     type: bool
     default: true
+extends_documentation_fragment:
+  - edge.delta
 requirements: [xdelta3 on the host]
 author: edge-migrate developers
 """
@@ -76,7 +72,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_images import ImageSetError, encode, remove_tree, tree_size
+from ansible.module_utils.edge_images import DELTA_ARGS, ImageSetError, encode, remove_tree, tree_size
 from ansible.module_utils.edge_module import fail, runner
 
 
@@ -85,11 +81,9 @@ def main():
         base_dir=dict(type="path", required=True),
         target_dir=dict(type="path", required=True),
         delta_dir=dict(type="path", required=True),
-        min_delta_size=dict(type="int", default=65536),
-        workers=dict(type="int"),
         level=dict(type="int", default=1),
         sized_window=dict(type="bool", default=True),
-    ), supports_check_mode=True)
+        **DELTA_ARGS), supports_check_mode=True)
     params = module.params
     for key in ("base_dir", "target_dir"):
         if not os.path.isdir(params[key]):
@@ -104,7 +98,8 @@ def main():
         remove_tree(params["delta_dir"])
         manifest = encode(runner(module), params["base_dir"], params["target_dir"], params["delta_dir"],
                           params["min_delta_size"], params["workers"],
-                          level=None if params["level"] < 0 else params["level"], sized_window=params["sized_window"])
+                          level=None if params["level"] < 0 else params["level"], sized_window=params["sized_window"],
+                          page_delta=params["page_delta"])
     except (ImageSetError, OSError) as exc:
         fail(module, exc)
     module.exit_json(changed=True, bytes=tree_size(params["delta_dir"]), target_bytes=tree_size(params["target_dir"]),

@@ -6,22 +6,7 @@ import struct
 
 import pytest
 from ansible.module_utils.edge_criu_stats import parse, read
-
-
-def varint(value):
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def field(number, value):
-    if isinstance(value, bytes):
-        return varint(number << 3 | 2) + varint(len(value)) + value
-    return varint(number << 3) + varint(value)
+from criu_images import field
 
 
 def stats_image(entry):
