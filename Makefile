@@ -7,7 +7,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.requirements.stamp
 
 .NOTPARALLEL:
-.PHONY: system venv lab lab-down demo test lint clean bench bench-full
+.PHONY: system venv lab lab-down demo test lint clean bench bench-full bench-fleet
 
 system:
 	lab/install-system.sh
@@ -44,6 +44,12 @@ bench: lab
 
 bench-full: lab
 	$(VENV)/bin/python bench/bench.py --full $(BENCH_ARGS)
+
+# Fleet benchmark (issue 6): six services on edge1 migrated one after another, then edge1 evacuated
+# with playbooks/fleet.yml; prints both times and their ratio, writes reports/bench/fleet-<UTC id>/.
+# FLEET_BENCH_ARGS="--per-source 6 --per-destination 3 --state-scale 1.0".
+bench-fleet: lab
+	$(VENV)/bin/python bench/fleet_bench.py $(FLEET_BENCH_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check . lab/lab

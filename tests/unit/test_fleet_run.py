@@ -220,3 +220,14 @@ def test_meminfo_of_this_host():
     info = meminfo()
     assert info["total"] > 0 and 0 < info["available"] <= info["total"]
 
+
+
+def test_bench_reads_the_plan_lines_fleet_yml_prints():
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from bench.fleet_bench import parse_plan, ratio
+    output = ("TASK [Plan | what will move where] ***\nok: [localhost] => \n    msg:\n"
+              "    - 'fleet-bench-of1: edge1 -> edge3, delta, 75.2 MB, 0.01 CPU'\n"
+              "    - 'si-2: edge1 -> edge2, rsync, 1.0 MB, 0.00 CPU'\n"
+              "    - 'fleet-try-a  edge1   edge3        delta     migrated  0.0       70.8    5.73        '\n")
+    assert parse_plan(output) == {"fleet-bench-of1": "edge3", "si-2": "edge2"}
+    assert ratio(30.0, 120.0) == 0.25 and ratio(1.0, 0) is None
