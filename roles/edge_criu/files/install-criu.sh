@@ -4,9 +4,16 @@
 # dump an AF_INET socket on kernels >= 6.16 (criu#2705/#2718); 4.2.1 from sid works.
 # The newer CRIU is unpacked with its own libraries under PREFIX, so the system's libc
 # is left alone, and linked as /usr/local/sbin/criu (ahead of /usr/sbin on PATH).
+# Used by the lab (lab/install-criu.sh) and by the edge_criu role on every edge.
+#   install-criu.sh           make `criu` work (nothing is done when it already does)
+#   install-criu.sh --check   only say whether it works (exit 0) or not (exit 3)
+# CRIU_MIRROR: the Debian mirror to download from (default: the one in this machine's apt
+# sources; an Ubuntu host has none and must name one). Needs patchelf and the Debian
+# archive keyring (/usr/share/keyrings/debian-archive-keyring.gpg) to install.
 set -euo pipefail
 PREFIX=${CRIU_PREFIX:-/opt/edgelab-criu}
 SUITE=${CRIU_SUITE:-sid}
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
 criu_works() {  # criu check passes and CRIU can dump a process holding a TCP socket
   local criu=$1 dir pid ok=1
@@ -25,15 +32,24 @@ criu_works() {  # criu check passes and CRIU can dump a process holding a TCP so
 report() { echo "CRIU in use: $(command -v criu) -> $(readlink -f "$(command -v criu)"), $(criu --version | head -1)"; }
 
 if command -v criu >/dev/null && criu_works criu; then report; exit 0; fi
+if [ "${1:-}" = --check ]; then
+  echo "the CRIU on PATH ($(criu --version 2>/dev/null | head -1 || echo none)) does not work on $(uname -r)"
+  exit 3
+fi
+for need in patchelf dpkg apt-get python3; do
+  command -v "$need" >/dev/null || { echo "installing CRIU needs $need" >&2; exit 1; }
+done
+[ -r "$KEYRING" ] || { echo "installing CRIU needs the Debian archive keyring $KEYRING" >&2; exit 1; }
 echo "the CRIU on PATH ($(criu --version 2>/dev/null | head -1 || echo none)) does not work on $(uname -r); installing CRIU from Debian $SUITE under $PREFIX"
 
-mirror=$(grep -hoE '^(URIs:|deb) +[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
+mirror=${CRIU_MIRROR:-}
+[ -n "$mirror" ] || mirror=$(grep -hoE '^(URIs:|deb) +[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources 2>/dev/null \
   | awk '{print $2}' | grep -v security | grep -E '/debian/?$' | head -1 || true)
-[ -n "$mirror" ] || { echo "no Debian mirror found in the apt sources" >&2; exit 1; }
+[ -n "$mirror" ] || { echo "no Debian mirror found in the apt sources: set CRIU_MIRROR" >&2; exit 1; }
 apt_dir=$(mktemp -d)
 trap 'rm -rf "$apt_dir"' EXIT
 mkdir -p "$apt_dir"/{state/lists/partial,cache/archives/partial,debs,etc/preferences.d,etc/sources.list.d}
-echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror $SUITE main" > "$apt_dir/etc/sources.list"
+echo "deb [signed-by=$KEYRING] $mirror $SUITE main" > "$apt_dir/etc/sources.list"
 apt_opts=(-o Dir::Etc="$apt_dir/etc" -o Dir::Etc::sourcelist="$apt_dir/etc/sources.list"
           -o Dir::Etc::sourceparts="$apt_dir/etc/sources.list.d" -o Dir::Etc::preferencesparts="$apt_dir/etc/preferences.d"
           -o Dir::State="$apt_dir/state" -o Dir::State::status=/dev/null -o Dir::Cache="$apt_dir/cache"
