@@ -2,7 +2,7 @@
 
 
 def service_config(entry):
-    """Docker create body for a catalog entry: image, env, published ports, labels, command."""
+    """Docker create body for a catalog entry: image, env, published ports, labels, command, volumes."""
     ports = entry.get("ports") or {}
     config = {
         "Image": entry["image"],
@@ -16,6 +16,9 @@ def service_config(entry):
     }
     if entry.get("command"):
         config["Cmd"] = list(entry["command"])
+    if entry.get("volumes"):
+        # {named volume or host path: path in the container}
+        config["HostConfig"]["Binds"] = ["%s:%s" % pair for pair in sorted(entry["volumes"].items())]
     return config
 
 

@@ -8,6 +8,10 @@ description:
   - Tells whether a container of that name exists and runs on this host's Docker Engine,
     returns the configuration needed to create the same container elsewhere, its memory
     use, and the engine's and the migration tools' versions.
+  - Also describes the container's files for a migration (in C(storage)), that is its
+    writable layer (overlay2's upper directory) and each mount, with the volumes' driver,
+    labels, options, size and the other containers that use them, and the free space of
+    the engine's data root.
   - Never changes anything.
 options:
   name:
@@ -23,6 +27,10 @@ options:
     description: Run C(criu check) and report whether CRIU works on this host's kernel.
     type: bool
     default: false
+  sizes:
+    description: Measure the container's layer and volumes (walks their files).
+    type: bool
+    default: true
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK)]
@@ -74,6 +82,16 @@ disk_free_bytes:
   description: Free bytes in I(workdir) (or its nearest existing parent).
   type: int
   returned: when workdir is given
+storage:
+  description:
+    - The engine's storage driver (driver), data root (root_dir) and its free bytes
+      (root_free_bytes); when the container exists also image_id, layer_driver, upper_dir
+      (overlay2's UpperDir, null with another driver), layer (entries, files and bytes in it) and
+      mounts (type, name, source, destination, rw; for volumes also driver, labels,
+      options, anonymous, copyable (a plain local volume whose content is a directory of
+      this host), used_by (other containers) and size).
+  type: dict
+  returned: always
 leftovers:
   description:
     - Directories of earlier migrations of this container under I(workdir), each with
@@ -94,6 +112,7 @@ from ansible.module_utils.edge_docker import (
     portable_config,
     summary,
 )
+from ansible.module_utils.edge_fs import describe
 from ansible.module_utils.edge_module import DOCKER_ARGS, docker_api, fail
 
 TOOL_VERSION_COMMANDS = {"criu": ["criu", "--version"], "xdelta3": ["xdelta3", "-V"], "rsync": ["rsync", "--version"]}
@@ -126,6 +145,12 @@ def free_bytes(path):
     return stat.f_bavail * stat.f_frsize
 
 
+def engine_storage(api):
+    info = api.info()
+    root = info.get("DockerRootDir")
+    return {"driver": info.get("Driver"), "root_dir": root, "root_free_bytes": free_bytes(root) if root else None}
+
+
 def leftovers(workdir, name):
     """Directories <workdir>/<name>-<timestamp> that a migration of this container left."""
     found = []
@@ -145,6 +170,7 @@ def main():
         name=dict(type="str", required=True),
         workdir=dict(type="path"),
         check_criu=dict(type="bool", default=False),
+        sizes=dict(type="bool", default=True),
         **DOCKER_ARGS), supports_check_mode=True)
     try:
         api = docker_api(module)
@@ -157,6 +183,9 @@ def main():
             result["config"] = portable_config(inspect)
             if result["running"]:
                 result["memory_bytes"] = memory_usage(api, inspect["Id"])
+        result["storage"] = engine_storage(api)
+        if inspect is not None:
+            result["storage"].update(describe(api, inspect, module.params["sizes"]))
         if module.params["workdir"]:
             result["disk_free_bytes"] = free_bytes(module.params["workdir"])
             result["leftovers"] = leftovers(module.params["workdir"], module.params["name"])

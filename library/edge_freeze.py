@@ -47,6 +47,26 @@ options:
   workers:
     description: Parallel encodes (default the number of CPUs).
     type: int
+  also_push:
+    description:
+      - More directories pushed to the destination right after the memory images, all at
+        once, in the phase C(final_fs_sync), as M(edge_fs_sync) pushes them (the service's
+        writable layer and volumes, whose final state exists once it is stopped).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      src:
+        description: Directory on this host.
+        type: path
+        required: true
+      dest:
+        description: Directory on the destination.
+        type: path
+        required: true
+      since:
+        description: When the warm-up push of this directory began; unchanged since then, it is not sent again.
+        type: float
 extends_documentation_fragment:
   - edge
   - edge.checkpoint
@@ -68,7 +88,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 phases:
-  description: Seconds per phase (checkpoint, xdelta_source, final_rsync).
+  description: Seconds per phase (checkpoint, xdelta_source, final_rsync, final_fs_sync).
   type: dict
   returned: always
 frozen:
@@ -103,6 +123,11 @@ method:
   description: How the checkpoint was taken (C(runc) or C(docker)).
   type: str
   returned: always
+fs_sync:
+  description: One entry per I(also_push) directory (src, dest, unchanged, bytes_sent, files_transferred, duration_s).
+  type: list
+  elements: dict
+  returned: success
 restart_policy:
   description: The container's restart policy before the freeze.
   type: dict
@@ -115,6 +140,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_docker import hold_restart_policy, inspect_container
 from ansible.module_utils.edge_errors import EdgeError
+from ansible.module_utils.edge_fs import push_trees
 from ansible.module_utils.edge_images import encode, make_private_dir, remove_tree, tree_size
 from ansible.module_utils.edge_module import (
     CHECKPOINT_ARGS,
@@ -136,6 +162,8 @@ def main():
         base_dir=dict(type="path"),
         delta_dir=dict(type="path"),
         mode=dict(type="str", choices=["delta", "whole"], default="delta"),
+        also_push=dict(type="list", elements="dict", default=[], options=dict(
+            src=dict(type="path", required=True), dest=dict(type="path", required=True), since=dict(type="float"))),
         min_delta_size=dict(type="int", default=65536),
         workers=dict(type="int"),
         **SYNC_ARGS, **CHECKPOINT_ARGS, **DOCKER_ARGS),
@@ -181,6 +209,10 @@ def main():
             stats = push(runner(module), sent_dir, params["dest_host"], params["dest_dir"],
                          whole_file=whole_file, **push_options(params))
         result["bytes_sent"] = stats["bytes_sent"]
+        if params["also_push"]:
+            with phases("final_fs_sync"):
+                result["fs_sync"] = push_trees(runner(module), params["also_push"], params["dest_host"],
+                                               **push_options(params))
     except EdgeError as exc:
         fail(module, exc, **result)
     except OSError as exc:

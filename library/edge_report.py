@@ -22,7 +22,8 @@ options:
   results:
     description:
       - Raw registered results of the migration's tasks, by role (warmup_checkpoint,
-        warmup_sync, prepare, freeze, restore, cold_stop, source_info, destination_info).
+        warmup_sync, prepare, freeze, restore, cold_stop, source_info, destination_info,
+        and fs_warmup, fs_final for the service's layer and volumes).
     type: dict
     required: true
   reports_dir:

@@ -71,11 +71,14 @@ def build(request, results):
         "freeze_bytes_ratio": round(bytes_freeze / checkpoint_size, 5) if bytes_freeze and checkpoint_size else None,
         "phases": {name: value for name, value in phases.items() if value is not None},
         "criu": {"dump": freeze.get("criu_dump") or {}, "restore": restore.get("criu_restore") or {}},
+        "disk": _disk(_get(results, "fs_warmup"), freeze.get("fs_sync"), _get(results, "fs_final").get("results")),
         "tool_versions": {
             "source": _versions(_get(results, "source_info")),
             "destination": _versions(_get(results, "destination_info")),
         },
     }
+    if report["disk"]:
+        report["phases"].update(pre_fs_sync=report["disk"]["warmup_s"], final_fs_sync=report["disk"]["freeze_s"])
     if request["strategy"] == "cold":
         report["note"] = ("cold strategy: the service restarted from its image on the destination; "
                           "its memory state was lost")
@@ -116,7 +119,28 @@ def summary(report):
                                                                  mb(report["bytes_freeze"])),
         "phases: " + ", ".join("%s %.2f" % (name, phases[name]) for name in PHASES if name in phases),
     ]
+    if report.get("disk"):
+        disk = report["disk"]
+        lines.append("disk (layer and volumes, %d directories): %s in warm-up, %s in freeze (final_fs_sync %.2f s)"
+                     % (disk["directories"], mb(disk["bytes_warmup"]), mb(disk["bytes_freeze"]), disk["freeze_s"]))
     return lines
+
+
+def _disk(warmup, in_freeze, after_stop):
+    """The service's layer and volumes pushed in warm-up (a loop of edge_fs_sync) and once
+    frozen: by edge_freeze, all at once (in_freeze), or by the cold strategy's loop (after_stop)."""
+    early = [r for r in warmup.get("results") or [] if "bytes_sent" in r]
+    final = [r for r in in_freeze or after_stop or [] if "bytes_sent" in r]
+    if not early and not final:
+        return None
+    return {
+        "directories": max(len(early), len(final)),
+        "bytes_warmup": sum(r["bytes_sent"] for r in early),
+        "bytes_freeze": sum(r["bytes_sent"] for r in final),
+        "warmup_s": round(sum(r.get("duration_s") or 0 for r in early), 4),
+        "freeze_s": round((max if in_freeze else sum)([r.get("duration_s") or 0 for r in final] or [0]), 4),
+        "unchanged_in_freeze": sum(1 for r in final if r.get("unchanged")),
+    }
 
 
 def _state_phrase(report):

@@ -47,8 +47,10 @@ def ssh_command(ssh_key=None, known_hosts=None, port=None):
 
 
 def rsync_command(src, dest_host, dest_dir, dest_user="root", ssh_key=None, known_hosts=None,
-                  port=None, timeout=60, compress=False, whole_file=False, delete=True, compress_choice="zstd"):
-    """argv of an rsync that makes dest_host:dest_dir a copy of src (a directory)."""
+                  port=None, timeout=60, compress=False, whole_file=False, delete=True, compress_choice="zstd",
+                  extra_args=()):
+    """argv of an rsync that makes dest_host:dest_dir a copy of src (a directory); extra_args
+    are more rsync options (e.g. what a container's filesystem needs, module_utils/edge_fs)."""
     argv = ["rsync", "-a", "--stats", "--timeout=%d" % timeout, "-e", ssh_command(ssh_key, known_hosts, port),
             # The destination directory is created private (memory images hold secrets).
             "--rsync-path=mkdir -m 700 -p %s && rsync" % shlex.quote(dest_dir)]
@@ -60,6 +62,7 @@ def rsync_command(src, dest_host, dest_dir, dest_user="root", ssh_key=None, know
         argv += ["--no-whole-file", "--inplace"]
     if compress:
         argv += ["--compress", "--compress-choice=%s" % compress_choice]
+    argv += list(extra_args)
     argv += [src.rstrip("/") + "/", "%s@%s:%s/" % (dest_user, dest_host, dest_dir.rstrip("/"))]
     return argv
 

@@ -1,0 +1,154 @@
+"""Filters that decide what of a service's files moves with it: its writable layer, its
+volumes, and the bind mounts it cannot take (from edge_container_info's `storage`)."""
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # unit tests without Ansible's error classes
+    AnsibleFilterError = ValueError
+
+TRUE = ("true", "yes", "on", "1")
+FALSE = ("false", "no", "off", "0", "")
+
+
+def _flag_or_paths(value):
+    """shared_bind_mounts: true/false, or host paths (a list, or a comma-separated string)."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value.strip().lower() in TRUE:
+            return True
+        if value.strip().lower() in FALSE:
+            return False
+        value = value.split(",")
+    return [path.strip().rstrip("/") or "/" for path in value or [] if path.strip()]
+
+
+def _shared(mount, shared):
+    if shared is True:
+        return True
+    source = (mount.get("source") or "").rstrip("/")
+    return any(source == path or source.startswith(path.rstrip("/") + "/") for path in shared or [])
+
+
+def _size(volume):
+    size = volume.get("size") or {}
+    return "%.1f MB" % (size.get("bytes", 0) / 1e6) if size else "content not measured"
+
+
+def _volume_name(volume):
+    return "an anonymous volume" if volume.get("anonymous") else "volume %s" % volume.get("name")
+
+
+def disk_plan(storage, service="", source="", migrate_layer=True, migrate_volumes=False, shared_bind_mounts=False,
+              strategy="delta"):
+    """What moves with the service: refusals (messages; the migration must not start),
+    copy_layer, volumes (named volumes to create on the destination like the source's),
+    copied_volumes (whose content is copied), bytes (to copy) and a one-line summary."""
+    storage = storage or {}
+    mounts = storage.get("mounts") or []
+    migrate_volumes = _flag_or_paths(migrate_volumes) is True
+    migrate_layer = _flag_or_paths(migrate_layer) is True
+    shared = _flag_or_paths(shared_bind_mounts)
+    binds = [m for m in mounts if m.get("type") == "bind"]
+    volumes = [m for m in mounts if m.get("type") == "volume"]
+    layer = storage.get("layer") or {}
+    where = "'%s' on %s" % (service, source) if source else "'%s'" % service
+    refusals = []
+
+    unshared = [m for m in binds if not _shared(m, shared)]
+    if unshared:
+        refusals.append(
+            "%s has bind mounts (%s). A bind mount is a directory of %s itself: the migration cannot copy it "
+            "safely (other programs there may use it) and the destination would mount its own, different "
+            "directory at that path. Use a named volume instead and migrate with -e migrate_volumes=true, or, "
+            "if these paths are shared storage mounted at the same place on every edge (NFS, a cluster "
+            "filesystem), say so with -e shared_bind_mounts=true or a list of those paths (also possible in "
+            "the service's catalog entry)"
+            % (where, ", ".join("%s -> %s" % (m.get("source"), m.get("destination")) for m in unshared),
+               source or "its host"))
+    if volumes and not migrate_volumes:
+        refusals.append(
+            "%s keeps data in volumes (%s) that would stay behind: migrate with -e migrate_volumes=true to "
+            "copy them (during the warm-up, then what changed in the freeze), or set migrate_volumes: true "
+            "in its catalog entry"
+            % (where, ", ".join("%s at %s, %s" % (_volume_name(v), v.get("destination"), _size(v))
+                                for v in volumes)))
+    if migrate_volumes:
+        for volume in volumes:
+            if volume.get("used_by"):
+                refusals.append(
+                    "%s shares %s with %s: copying it would split their data; stop sharing it or move them "
+                    "together by hand" % (where, _volume_name(volume), ", ".join(volume["used_by"])))
+    if migrate_layer and storage.get("image_id") and not storage.get("upper_dir"):
+        refusals.append(
+            "%s uses the storage driver %s: only overlay2 layers can be copied; migrate with "
+            "-e migrate_layer=false to leave the files it wrote in its own layer behind"
+            % (where, storage.get("layer_driver")))
+    disk_moves = strategy != "seed-delta"
+    if not disk_moves and ((migrate_layer and layer.get("entries")) or (migrate_volumes and volumes)):
+        refusals.append(
+            "strategy seed-delta (the reference prototype's method) copies neither the files %s wrote in its "
+            "layer (%d) nor its volumes: use delta or rsync, or -e migrate_layer=false to leave the files behind"
+            % (where, layer.get("entries", 0)))
+
+    copy_layer = disk_moves and migrate_layer and bool(storage.get("upper_dir"))
+    moving = volumes if (disk_moves and migrate_volumes) else []
+    copied = [v for v in moving if v.get("copyable")]
+    plan = {
+        "refusals": refusals,
+        "copy_layer": copy_layer,
+        "volumes": [{"name": v["name"], "driver": v.get("driver") or "local", "labels": v.get("labels") or {},
+                     "options": v.get("options") or {}} for v in moving if not v.get("anonymous")],
+        "copied_volumes": [{"name": v["name"], "source": v["source"], "destination": v["destination"]}
+                           for v in copied],
+        "bytes": (layer.get("bytes", 0) if copy_layer else 0)
+        + sum((v.get("size") or {}).get("bytes", 0) for v in copied),
+    }
+    parts = []
+    if copy_layer:
+        parts.append("its layer (%d files, %.1f MB)" % (layer.get("files", 0), layer.get("bytes", 0) / 1e6))
+    parts += ["%s (%s)" % (_volume_name(v), _size(v)) for v in copied]
+    parts += ["%s (created the same way, its content stays on its storage)" % _volume_name(v)
+              for v in moving if not v.get("copyable")]
+    parts += ["shared bind mount %s" % m.get("source") for m in binds if _shared(m, shared)]
+    plan["summary"] = ", ".join(parts) or "nothing on disk"
+    return plan
+
+
+def disk_trees(destination_storage, source_storage, plan):
+    """The directories to push: {src, dest, what} for the layer and each copied volume,
+    the destination's found by mount path in its newly created container."""
+    destination_storage = destination_storage or {}
+    trees = []
+    if plan.get("copy_layer"):
+        if not destination_storage.get("upper_dir"):
+            raise AnsibleFilterError("the destination's container has no overlay2 layer to copy the files into "
+                                     "(storage driver %s)" % destination_storage.get("layer_driver"))
+        trees.append({"src": source_storage["upper_dir"], "dest": destination_storage["upper_dir"], "what": "layer"})
+    by_path = {m.get("destination"): m for m in destination_storage.get("mounts") or [] if m.get("type") == "volume"}
+    for volume in plan.get("copied_volumes") or []:
+        found = by_path.get(volume["destination"]) or {}
+        if not found.get("source") or not found.get("copyable", True):
+            raise AnsibleFilterError("the destination's container has no plain local volume at %s to copy %s into"
+                                     % (volume["destination"], volume["name"]))
+        trees.append({"src": volume["source"], "dest": found["source"], "what": "volume %s" % volume["name"]})
+    return trees
+
+
+def disk_since(trees, warmup):
+    """The trees to push again once the service is frozen, each with the time its warm-up
+    push began (what did not change since is not sent again)."""
+    began = {r["item"]["src"]: r.get("started_at") for r in (warmup or {}).get("results") or []
+             if isinstance(r.get("item"), dict) and r.get("started_at")}
+    final = []
+    for tree in trees or []:
+        entry = {"src": tree["src"], "dest": tree["dest"]}
+        if began.get(tree["src"]):
+            entry["since"] = began[tree["src"]]
+        final.append(entry)
+    return final
+
+
+class FilterModule:
+    def filters(self):
+        return {"disk_plan": disk_plan, "disk_trees": disk_trees, "disk_since": disk_since}

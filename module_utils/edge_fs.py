@@ -1,0 +1,160 @@
+"""A container's own files: its writable layer (overlay2's UpperDir) and its volumes,
+described for a migration and pushed host to host with rsync over SSH, keeping what
+overlayfs and the programs need (whiteouts are 0/0 character devices, opaque directories
+carry trusted.overlay.* xattrs; hard links, ACLs, capabilities, owners by number)."""
+
+import concurrent.futures
+import os
+import time
+
+from ansible.module_utils.edge_docker import DockerError
+from ansible.module_utils.edge_transfer import push
+
+try:
+    from docker.errors import APIError, NotFound
+except ImportError:  # edge_module reports the missing SDK
+    APIError = NotFound = Exception
+
+# rsync -a already has -D (devices and specials: overlay whiteouts).
+TREE_FLAGS = ("--hard-links", "--acls", "--xattrs", "--numeric-ids")
+# Inode change times come from a coarse clock; a tree is compared with this much slack.
+CTIME_SLACK_S = 1.0
+LAYER_DRIVER = "overlay2"
+
+
+def tree_stats(path):
+    """Entries (anything but directories: files, links, whiteouts...), regular files and their
+    apparent size under path; None when path is missing."""
+    if not os.path.isdir(path):
+        return None
+    entries = files = size = 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            try:
+                stat = os.lstat(os.path.join(root, name))
+            except FileNotFoundError:  # a running container deleted it meanwhile
+                continue
+            entries += 1
+            if _is_regular(stat):
+                files += 1
+                size += stat.st_size
+    return {"entries": entries, "files": files, "bytes": size}
+
+
+def changed_since(path, since):
+    """Whether anything under path (path included) was created, written, renamed, deleted
+    or had its attributes changed since the epoch time `since`: every such change sets the
+    inode change time of the entry or of its directory, and no program can set it back."""
+    limit = since - CTIME_SLACK_S
+    try:
+        for root, dirs, names in os.walk(path):
+            if os.lstat(root).st_ctime >= limit:
+                return True
+            for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+                if os.lstat(os.path.join(root, name)).st_ctime >= limit:
+                    return True
+    except FileNotFoundError:  # something went away while we looked: it changed
+        return True
+    return False
+
+
+def push_tree(run, src, dest_host, dest_dir, since=None, **options):
+    """Make dest_host:dest_dir an exact copy of the tree src (rsync's delta transfer for
+    files the destination already has, deletions included). With `since` (when an earlier
+    push of the same tree began), an unchanged tree is not sent again."""
+    began, started = time.monotonic(), time.time()
+    if since is not None and not changed_since(src, since):
+        stats = {"unchanged": True, "bytes_sent": 0, "files_transferred": 0}
+    else:
+        stats = push(run, src, dest_host, dest_dir, whole_file=False, extra_args=TREE_FLAGS, **options)
+        stats["unchanged"] = False
+    stats.update(src=src, dest=dest_dir, started_at=started, duration_s=round(time.monotonic() - began, 4))
+    return stats
+
+
+def push_trees(run, trees, dest_host, **options):
+    """push_tree for each {src, dest[, since]} of trees, all at once; the first failure is raised
+    once every push has ended."""
+    if not trees:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=len(trees)) as pool:
+        futures = [pool.submit(push_tree, run, tree["src"], dest_host, tree["dest"], tree.get("since"), **options)
+                   for tree in trees]
+        concurrent.futures.wait(futures)
+    return [future.result() for future in futures]
+
+
+def describe(api, inspect, sizes=True):
+    """What a migration needs to know of a container's files: its image id, its layer's
+    directory (overlay2 only) and size, and each mount, with the volumes' driver, labels,
+    options, size and the other containers using them."""
+    driver = inspect.get("GraphDriver") or {}
+    upper = (driver.get("Data") or {}).get("UpperDir") if driver.get("Name") == LAYER_DRIVER else None
+    storage = {
+        "image_id": inspect.get("Image"),
+        "layer_driver": driver.get("Name"),
+        "upper_dir": upper,
+        "layer": tree_stats(upper) if upper and sizes else None,
+        "mounts": [_mount(api, inspect, mount, sizes) for mount in inspect.get("Mounts") or []],
+    }
+    return storage
+
+
+def _mount(api, inspect, mount, sizes):
+    entry = {
+        "type": mount.get("Type"),
+        "name": mount.get("Name"),
+        "source": mount.get("Source"),
+        "destination": mount.get("Destination"),
+        "rw": bool(mount.get("RW")),
+    }
+    if entry["type"] != "volume":
+        return entry
+    volume = inspect_volume(api, entry["name"]) or {}
+    options = volume.get("Options") or {}
+    entry.update(
+        driver=mount.get("Driver") or volume.get("Driver") or "local",
+        labels=volume.get("Labels") or {},
+        options=options,
+        anonymous=_anonymous(inspect, entry["name"]),
+        # The content of a plain local volume is a directory of this host; any other volume
+        # keeps it where its driver or its mount options say (NFS, a plugin...).
+        copyable=(mount.get("Driver") or "local") == "local" and not options,
+        used_by=volume_users(api, entry["name"], besides=inspect["Id"]),
+    )
+    if entry["copyable"] and sizes:
+        entry["size"] = tree_stats(entry["source"])
+    return entry
+
+
+def _anonymous(inspect, name):
+    """A volume is anonymous when the container names it nowhere (it comes from a VOLUME
+    of the image or a bare `-v /path`): each new container gets a new one."""
+    host_config = inspect.get("HostConfig") or {}
+    named = {bind.split(":", 1)[0] for bind in host_config.get("Binds") or []}
+    named |= {m.get("Source") for m in host_config.get("Mounts") or [] if m.get("Type") == "volume"}
+    return name not in named
+
+
+def inspect_volume(api, name):
+    """The volume's inspect document, or None when there is no volume of that name."""
+    try:
+        return api.inspect_volume(name)
+    except NotFound:
+        return None
+    except APIError as exc:
+        raise DockerError("cannot inspect volume %s: %s" % (name, exc), cmd="GET /volumes/%s" % name) from exc
+
+
+def volume_users(api, name, besides=None):
+    """Names of the containers (running or not) that use the volume, but the one with id `besides`."""
+    try:
+        users = api.containers(all=True, filters={"volume": name})
+    except APIError as exc:
+        raise DockerError("cannot list the containers using volume %s: %s" % (name, exc),
+                          cmd="GET /containers/json?filters={\"volume\": [\"%s\"]}" % name) from exc
+    return sorted((c.get("Names") or [c["Id"][:12]])[0].lstrip("/") for c in users if c["Id"] != besides)
+
+
+def _is_regular(stat):
+    return (stat.st_mode & 0o170000) == 0o100000
