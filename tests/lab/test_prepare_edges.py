@@ -1,0 +1,94 @@
+"""playbooks/prepare_edges.yml on the lab's edges: run twice, the second run changes nothing;
+afterwards every edge pushes files to every other edge with rsync over SSH, with its own key
+and the host keys the role pinned, and `criu check` passes on every edge."""
+
+import os
+import re
+import shlex
+
+import pytest
+from labtools import ROOT, engine, playbook, run
+
+pytestmark = pytest.mark.lab
+
+LAB = os.path.join(ROOT, "lab", "lab")
+RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def recap(stdout):
+    """{host: {ok, changed, unreachable, failed}} from a PLAY RECAP."""
+    return {m.group(1): dict(zip(("ok", "changed", "unreachable", "failed"), map(int, m.groups()[1:]), strict=True))
+            for m in RECAP.finditer(stdout)}
+
+
+def on(host, *cmd, check=True):
+    return run([LAB, "exec", host["name"], "--", *cmd], check=check, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def runs(lab):
+    first = playbook("playbooks/prepare_edges.yml")
+    second = playbook("playbooks/prepare_edges.yml")
+    return recap(first.stdout), recap(second.stdout), second.stdout
+
+
+def test_second_run_changes_nothing(lab, runs):
+    first, second, _ = runs
+    assert set(first) == set(second) == set(lab), (first, second)
+    for host, counts in second.items():
+        assert counts["failed"] == 0 and counts["unreachable"] == 0, (host, counts)
+        assert counts["changed"] == 0, "second run changed %d things on %s" % (counts["changed"], host)
+
+
+def test_edges_run_experimental_docker_with_the_runtime(lab, runs):
+    for host in lab.values():
+        info = engine(host).info()
+        assert info["ExperimentalBuild"], host["name"]
+        assert "edge-migrate" in info["Runtimes"], (host["name"], info["Runtimes"])
+
+
+def ssh(src, known_hosts):
+    return " ".join(shlex.quote(a) for a in [
+        "ssh", "-i", src["ssh_key"], "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+        "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + known_hosts,
+        "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10"])
+
+
+def test_every_edge_rsyncs_to_every_other_with_pinned_host_keys(lab, runs, tmp_path):
+    payload = tmp_path / "payload"
+    payload.write_bytes(os.urandom(256 * 1024))
+    for src in lab.values():
+        with open(src["known_hosts"]) as handle:
+            pinned = handle.read()
+        assert "# BEGIN edge-migrate: the edges' host keys" in pinned, src["known_hosts"]
+        for dst in lab.values():
+            if dst is src:
+                continue
+            with open(os.path.join(os.path.dirname(dst["ssh_key"]), "ssh_host_ed25519_key.pub")) as handle:
+                host_key = " ".join(handle.read().split()[:2])
+            assert "%s %s" % (dst["address"], host_key) in pinned, (src["name"], dst["name"])
+            target = tmp_path / ("%s-to-%s" % (src["name"], dst["name"]))
+            on(src, "rsync", "-a", "-e", ssh(src, src["known_hosts"]), str(payload),
+               "root@%s:%s" % (dst["address"], target))
+            assert target.read_bytes() == payload.read_bytes()
+    # the pinning is what lets them in: with no host key pinned the same push is refused
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    src, dst = list(lab.values())[:2]
+    proc = on(src, "rsync", "-a", "-e", ssh(src, str(empty)), str(payload),
+              "root@%s:%s" % (dst["address"], tmp_path / "refused"), check=False)
+    assert proc.returncode != 0 and "Host key verification failed" in proc.stderr, proc.stderr
+    assert not (tmp_path / "refused").exists()
+
+
+def test_criu_check_passes_on_every_edge(lab, runs):
+    for host in lab.values():
+        proc = on(host, "criu", "check")
+        assert "Looks good" in proc.stdout + proc.stderr, (host["name"], proc.stdout, proc.stderr)
+
+
+def test_the_run_reports_each_edge_criu_version(lab, runs):
+    _, _, stdout = runs
+    for name in lab:
+        assert re.search(r"%s: Docker \S+ \(experimental, runtimes [^)]*edge-migrate[^)]*\), CRIU \d+\.\d+" % name,
+                         stdout), stdout[-3000:]
