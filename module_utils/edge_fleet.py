@@ -204,6 +204,10 @@ def evacuation_plan(host, edges, match="*", strategy="delta", cpu_request=0.1, e
     if host in edges.silent:
         raise PlanError(["%s did not answer: %s" % (host, edges.silent[host] or "unreachable")],
                         "the evacuation of %s" % host)
+    unknown = [h for h in exclude if h not in edges.edges]
+    if unknown:
+        raise PlanError(["cannot exclude %s: not in the inventory's edges group (%s)" % (
+            ", ".join(unknown), ", ".join(edges.edges))], "the evacuation of %s" % host)
     candidates = [Placement(h, edges.facts[h], cpu_request) for h in edges.answered()
                   if h != host and h not in exclude]
     if not candidates:

@@ -185,6 +185,12 @@ def test_evacuation_errors(lab, host, facts, message):
     assert len(raised.value.errors) == 1 and raised.value.errors[0].startswith(message)
 
 
+def test_evacuation_rejects_an_unknown_edge_to_exclude(lab):
+    with pytest.raises(PlanError) as raised:
+        evacuation_plan("edge1", lab, exclude=["edge4"])
+    assert raised.value.errors == ["cannot exclude edge4: not in the inventory's edges group (edge1, edge2, edge3)"]
+
+
 def test_evacuating_an_empty_edge_plans_nothing(lab):
     assert evacuation_plan("edge3", lab)[0] == []
 
