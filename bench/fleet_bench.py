@@ -22,13 +22,15 @@ import argparse
 import datetime
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from bench.bench import ask_once  # noqa: E402
+
 PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 LAB = REPO / "lab" / "lab"
 PREFIX = "fleet-bench-"
@@ -115,7 +117,7 @@ class Fleet:
         while time.monotonic() < deadline:
             try:
                 if self.services[name]["port"]:
-                    return json.loads(ask(self.hosts[host]["address"], self.services[name]["port"], b"SUM\n"))
+                    return json.loads(ask_once(self.hosts[host]["address"], self.services[name]["port"], b"SUM\n", 5.0))
                 api = self.api(host)
                 out = api.exec_start(api.exec_create(name, ["cat", "/tmp/count"])).decode().strip()
                 return {"count": int(out)}
@@ -129,7 +131,7 @@ class Fleet:
     def touch(self, name, host):
         """One request that the state must remember (the stand-ins count it)."""
         if self.services[name]["port"]:
-            ask(self.hosts[host]["address"], self.services[name]["port"], b"GET\n")
+            ask_once(self.hosts[host]["address"], self.services[name]["port"], b"GET\n", 5.0)
 
     def states(self, where):
         """{name: state} of every service, asked on the host `where` says, after one counted request each."""
@@ -154,21 +156,6 @@ class Fleet:
                 problems.append("%s counter started again: %d before, %d after" % (
                     name, before[name]["count"], now["count"]))
         return problems
-
-
-def ask(address, port, line, timeout=5.0):
-    with socket.create_connection((address, port), timeout=timeout) as sock:
-        sock.settimeout(timeout)
-        sock.sendall(line)
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    if not data:
-        raise ValueError("empty answer")
-    return data.decode()
 
 
 def playbook(args, log_path, timeout=3600):
