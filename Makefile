@@ -27,10 +27,16 @@ lab-down:
 	lab/lab down
 
 # Starts the openface stand-in on edge1 unless an edge already runs it, then migrates it to
-# the other host (with more than 2 hosts: DEMO_DESTINATION=edgeN).
+# the other host (with more than 2 hosts: DEMO_DESTINATION=edgeN). A client asks openface
+# through the lab's proxy (10.77.0.1:19999) before and after: openface's post_migrate hook
+# (inventory/lab/group_vars/all/catalog.yml) points the proxy at its new host.
 demo: lab
+	lab/service-proxy start openface --listen 10.77.0.1:19999
 	$(VENV)/bin/ansible-playbook playbooks/deploy.yml -e service=openface
+	-lab/service-proxy ask openface GET
 	$(VENV)/bin/ansible-playbook migrate.yml -e service=openface $(if $(DEMO_DESTINATION),-e destination=$(DEMO_DESTINATION))
+	lab/service-proxy status openface
+	lab/service-proxy ask openface GET
 
 test: lab
 	$(VENV)/bin/python -m pytest tests -v

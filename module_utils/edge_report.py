@@ -78,7 +78,9 @@ def build(request, results):
         },
     }
     if report["disk"]:
-        report["phases"].update(pre_fs_sync=report["disk"]["warmup_s"], final_fs_sync=report["disk"]["freeze_s"])
+        report["phases"].update(pre_fs_sync=report["disk"]["warmup_s"],
+                                final_fs_sync=(freeze.get("phases") or {}).get("final_fs_sync",
+                                                                               report["disk"]["freeze_s"]))
     if request["strategy"] == "cold":
         report["note"] = ("cold strategy: the service restarted from its image on the destination; "
                           "its memory state was lost")

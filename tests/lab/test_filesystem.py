@@ -14,7 +14,16 @@ import time
 
 import docker
 import pytest
-from labtools import ROOT, engine, latest_report, memory_images_left, playbook, request, running_on
+from labtools import (
+    ROOT,
+    engine,
+    latest_report,
+    memory_images_left,
+    playbook,
+    read_file,
+    request,
+    running_on,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -65,6 +74,8 @@ socketserver.ThreadingTCPServer.allow_reuse_address = True
 print("ready", flush=True)
 socketserver.ThreadingTCPServer(("0.0.0.0", 9999), Handler).serve_forever()
 """
+
+COUNTER = "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done"
 
 # Changes made after the warm-up copy, just before the freeze: only the freeze can carry them.
 LATE = ("echo late >> /srv/notes/open.log; head -c 3000000 /dev/urandom > /srv/notes/late.bin; "
@@ -265,4 +276,36 @@ def test_clients_follow_the_post_migrate_hook_to_the_new_host(lab, tmp_path):
         assert engine(lab["edge2"]).exec_start(exec_id) == b"on shared storage\n"
     finally:
         subprocess.run([PROXY, "stop", name, "--state-dir", state])
+        remove_all(lab, name)
+
+
+def test_a_failed_freeze_time_copy_rolls_back_to_the_source_untouched(lab, tmp_path):
+    """The destination refuses the final copy of the layer (its files made immutable just
+    before the freeze): the service comes back on the source from its final checkpoint, its
+    counter going on, its own layer as it was."""
+    name = "fs-rollback"
+    remove_all(lab, name)
+    api = start(lab, "edge1", name, IMAGE_SIMPLE, ["sh", "-c", "echo kept > /kept; " + COUNTER])
+    hook = tmp_path / "refuse.sh"
+    hook.write_text("upper=$(docker -H %s inspect -f '{{.GraphDriver.Data.UpperDir}}' %s)\nchattr -R +i \"$upper\"\n"
+                    % (lab["edge2"]["docker_host"], name))
+    try:
+        time.sleep(1)
+        upper = api.inspect_container(name)["GraphDriver"]["Data"]["UpperDir"]
+        before = read_file(api, name, "/tmp/count")
+        proc = migrate(name, "edge2", "-e", json.dumps({"migration_hooks": {"before_freeze": "sh %s" % hook}}),
+                       check=False)
+        assert proc.returncode != 0 and "rolled back" in proc.stdout
+        assert running_on(lab, name) == ["edge1"]
+        assert read_file(api, name, "/tmp/count") > before, "the counter did not go on"
+        assert sorted(os.listdir(upper)) == ["kept", "tmp"]
+        with open(os.path.join(upper, "kept")) as handle:
+            assert handle.read() == "kept\n"
+        report = latest_report(name)
+        assert report["outcome"] == "rolled_back" and "rsync" in report["cause"]
+    finally:
+        for line in subprocess.run(["docker", "-H", lab["edge2"]["docker_host"], "ps", "-aq", "--no-trunc", "-f",
+                                    "name=^%s$" % name], capture_output=True, text=True).stdout.split():
+            upper = engine(lab["edge2"]).inspect_container(line)["GraphDriver"]["Data"]["UpperDir"]
+            subprocess.run(["chattr", "-R", "-i", upper])
         remove_all(lab, name)
