@@ -12,7 +12,8 @@ CSV_FIELDS = (("experiment", "service", "state_mb", "link", "link_rate_bps", "st
                "model_total_s", "model_downtime_s", "model_err_total", "model_err_downtime",
                "ref_total_s", "ref_downtime_s", "ref_err_total", "ref_err_downtime", "bytes_warmup", "bytes_freeze",
                "pred_bytes_freeze", "checkpoint_size", "est_checkpoint_bytes", "est_dirty_Bps", "est_link_bps",
-               "est_task_overhead_s", "est_task_gap_s", "estimate_s", "migrate_s", "concurrent_playbooks")
+               "est_task_overhead_s", "est_task_gap_s", "estimate_s", "migrate_s", "concurrent_playbooks",
+               "load_estimate", "load_migrate")
               + tuple("phase_" + p for p in PHASES) + tuple("pred_phase_" + p for p in PHASES)
               + ("estimate", "report", "cause"))
 ACCEPT_ERROR = 0.25

@@ -134,6 +134,7 @@ class Runner:
                     if proc.returncode != 0:
                         raise RuntimeError("lab/lab link %s --rate %s failed: %s" % (host, rate, proc.stderr.strip()))
             watch.start()
+            meta["load_estimate"] = os.getloadavg()[0]
             common = ["-e", "service=%s" % name, "-e", "destination=%s" % DESTINATION]
             proc, meta["estimate_s"] = playbook(
                 ["playbooks/estimate.yml"] + common + ["-e", "estimate_interval=%s" % self.args.interval,
@@ -144,6 +145,7 @@ class Runner:
                 raise RuntimeError("estimate.yml failed (rc=%d), see logs/%s-estimate.log" % (proc.returncode, tag))
             estimate = json.loads(Path(path).read_text())
             meta["estimate"] = os.path.relpath(path, REPO)
+            meta["load_migrate"] = os.getloadavg()[0]
             proc, meta["migrate_s"] = playbook(["migrate.yml"] + common + ["-e", "strategy=%s" % strategy],
                                                self.out / "logs" / (tag + "-migrate.log"), self.args.run_timeout)
             path = path_after("report", proc.stdout)
@@ -190,8 +192,11 @@ def summary(rows, args, meta):
               args.interval, args.probe_mb),
           "- error: |predicted - measured| / measured; the reference prototype's model (t_pre + t_mig, t_mig) "
           "on the same measurements is shown for the delta runs",
-          "- runs during which another ansible-playbook ran in the shared lab: %d of %d" % (
-              sum(1 for r in rows if r.get("concurrent_playbooks")), len(rows)),
+          "- runs during which another ansible-playbook ran in the shared lab: %d of %d; the controller's "
+          "1-min load average when the estimates started: %s, when the migrations started: %s (2 cores)" % (
+              sum(1 for r in rows if r.get("concurrent_playbooks")), len(rows),
+              analysis.stat_text([r.get("load_estimate") for r in rows], digits=1),
+              analysis.stat_text([r.get("load_migrate") for r in rows], digits=1)),
           "", "## Prediction error (acceptance: median absolute error <= 25 %)", ""] + [
           "- " + line for line in accept] + [
           "", "## Measured and predicted (medians)", ""] + analysis.prediction_table(rows) + [
@@ -216,6 +221,8 @@ def parse_args(argv):
     p.add_argument("--probe-mb", type=int, default=16, help="MB the estimate pushes to measure the link")
     p.add_argument("--settle", type=float, default=2.0, help="seconds the fresh service runs before the estimate")
     p.add_argument("--run-timeout", type=float, default=900)
+    p.add_argument("--quiet-wait", type=float, default=0.0,
+                   help="seconds to wait before each run for other playbooks in a shared lab to end")
     p.add_argument("--id", help="experiment id (default: UTC timestamp)")
     p.add_argument("--out", help="output directory (default reports/experiments/<id>)")
     args = p.parse_args(argv)
@@ -259,6 +266,9 @@ def main(argv=None):
             for link in args.links:
                 for repeat in range(1, args.repeats + 1):
                     for strategy in args.strategies:
+                        waited = time.monotonic()
+                        while other_playbooks() and time.monotonic() - waited < args.quiet_wait:
+                            time.sleep(2)
                         if other_playbooks():
                             log("  another playbook runs in the shared lab; measuring anyway")
                         rows.append(runner.once(service, link, strategy, repeat))

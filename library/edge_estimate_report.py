@@ -35,6 +35,8 @@ options:
       - Costs measured by the play - task_overhead_s (a remote task's wall time less its
         module's), task_gap_s (from one module's end to the next one's start), task_trivial_s
         (a controller-side task), pull_present_s (the destination's image pull).
+      - When successful live migrations of the last hour are in I(reports_dir), the remote
+        task cost they show replaces the play's own reading (kept as task_overhead_now_s).
     type: dict
     required: true
   allowed:
@@ -118,6 +120,7 @@ from ansible.module_utils.edge_estimate import (
     choose,
     corrected,
     correction,
+    overhead_from_reports,
     pair,
     predict_all,
     reference,
@@ -180,9 +183,14 @@ def main():
     m = dict(params["measurements"])
     timings = {k: float(v) for k, v in params["timings"].items() if v not in (None, "")}
     m.update(timings)
-    if "task_trivial_s" in timings and "task_overhead_s" in timings:
-        m["local_s"] = TRIVIAL_TASKS * timings["task_trivial_s"] + LOCAL_MODULE_FACTOR * timings["task_overhead_s"]
     reports, estimates = history(params["reports_dir"]) if params["calibrate"] else ([], [])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    recent = overhead_from_reports(reports, now.timestamp())
+    if recent is not None and "task_overhead_s" in m:
+        # Whole recent migrations say more than this moment's reading on a shared controller.
+        m["task_overhead_now_s"], m["task_overhead_s"] = m["task_overhead_s"], recent
+    if "task_trivial_s" in m and "task_overhead_s" in m:
+        m["local_s"] = TRIVIAL_TASKS * m["task_trivial_s"] + LOCAL_MODULE_FACTOR * m["task_overhead_s"]
     calibrated = calibrate(reports)
     try:
         model = predict_all(m, calibrated)
@@ -192,7 +200,6 @@ def main():
         chosen = choose(predictions, params["allowed"])
     except ModelError as exc:
         module.fail_json(msg=str(exc), cmd=None, rc=None, stderr="", measurements=m)
-    now = datetime.datetime.now(datetime.timezone.utc)
     estimate = {
         "service": params["service"], "source": params["source"], "destination": params["destination"],
         "estimated_at": now.strftime(ISO), "estimated_at_epoch": now.timestamp(), "measurements": m,

@@ -229,6 +229,30 @@ def calibrate(reports, limit=30):
     return out
 
 
+# Remote tasks of a live migration (checks, warm-up, background restore, freeze, waits,
+# finish, cleanup) and the modules' own phases in its report that lie on its critical path.
+LIVE_REMOTE_TASKS = 11
+LIVE_PHASES = ("pre_checkpoint", "pre_rsync", "pre_fs_sync", "checkpoint", "xdelta_source", "final_fs_sync",
+               "final_rsync", "xdelta_dest", "restore")
+
+
+def overhead_from_reports(reports, now, window_s=3600, limit=8):
+    """What a remote Ansible task cost in the newest successful live migrations of the last
+    hour on this controller: (total - its modules' phases - controller-side tasks) / tasks.
+    One estimate's own reading is a single moment of a shared machine's load; these are
+    whole migrations."""
+    values = []
+    for r in reports:
+        started = r.get("started_epoch")
+        if (r.get("outcome") != "migrated" or r.get("strategy") not in ("delta", "rsync") or not started
+                or now - started > window_s or not r.get("total_s")):
+            continue
+        busy = sum(v for k, v in (r.get("phases") or {}).items() if k in LIVE_PHASES and v)
+        values.append((r["total_s"] - busy - DEFAULTS["local_s"]) / LIVE_REMOTE_TASKS)
+    values = [v for v in values[-limit:] if v > 0]
+    return statistics.median(values) if values else None
+
+
 def pair(estimates, reports, window_s=900):
     """(estimate, report) pairs: a successful migration of the estimated service from the same
     source to the same destination that started within window_s after the estimate, with no

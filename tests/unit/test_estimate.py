@@ -148,6 +148,18 @@ def test_correction_from_estimates_followed_by_migrations():
     assert "corrected by 2" in fixed["delta"]["basis"] and fixed["cold"] == predictions["cold"]
 
 
+def test_task_overhead_from_recent_migrations():
+    def migration(started, total, strategy="delta", outcome="migrated"):
+        return {"strategy": strategy, "outcome": outcome, "started_epoch": started, "total_s": total,
+                "phases": {"pre_checkpoint": 1.0, "pre_rsync": 2.0, "checkpoint": 1.0, "restore": 1.0, "migrate": 50}}
+    reports = [migration(100, 99.0),            # more than an hour before: left out
+               migration(4000, 27.0), migration(4100, 38.0), migration(4200, 9.0, strategy="cold"),
+               migration(4300, 99.0, outcome="failed")]
+    # (27 - 5 - 2) / 11 and (38 - 5 - 2) / 11
+    assert model.overhead_from_reports(reports, now=5000) == pytest.approx((20 / 11 + 31 / 11) / 2)
+    assert model.overhead_from_reports(reports[:1], now=5000) is None
+
+
 def test_fit_line_needs_spread_and_a_physical_fit():
     assert model.fit_line([(1, 1), (1.5, 2), (1.2, 3)]) is None  # sizes too close
     assert model.fit_line([(1, 5), (3, 3), (9, 1)]) is None  # slower for bigger checkpoints? not a restore
