@@ -29,9 +29,14 @@ def stand_in_dockerd(tmp_path, name):
     return proc, pidfile
 
 
+def daemon_json(tmp_path, name):
+    # the fresh engine has no configuration directory yet
+    return tmp_path / ("etc-docker/daemon.json" if name == "fresh" else "%s.json" % name)
+
+
 def play(name, tmp_path, pidfile, tasks_from, **extra):
     return {"name": name, "hosts": "localhost", "connection": "local", "gather_facts": False,
-            "vars": dict(edge_docker_daemon_json=str(tmp_path / ("%s.json" % name)),
+            "vars": dict(edge_docker_daemon_json=str(daemon_json(tmp_path, name)),
                          edge_docker_pidfile=str(pidfile), **extra),
             "tasks": [{"name": "Run " + tasks_from, "ansible.builtin.include_role": {
                 "name": "edge_docker", "tasks_from": tasks_from}}]}
@@ -87,13 +92,14 @@ def roles_run(tmp_path_factory):
 
 def test_daemon_json_merged_by_content_and_reloaded_only_on_change(roles_run):
     tmp = roles_run["tmp"]
-    assert json.loads((tmp / "fresh.json").read_text()) == {"runtimes": RUNTIME}
+    assert json.loads(daemon_json(tmp, "fresh").read_text()) == {"runtimes": RUNTIME}
     assert json.loads((tmp / "other.json").read_text()) == {
         "log-driver": "local", "runtimes": dict(RUNTIME, crun={"path": "/usr/bin/crun"})}
     assert (tmp / "same.json").read_text() == roles_run["same_text"]
     assert roles_run["signalled"] == {"fresh": True, "other": True, "same": False}
-    # two files written, two engines reloaded (and three rc.local changes when / is shared)
-    assert roles_run["changed"][0] == 4 + (3 if roles_run["rshared"] else 0)
+    # a directory made, two files written, two engines reloaded (and three rc.local changes when
+    # / is shared)
+    assert roles_run["changed"][0] == 5 + (3 if roles_run["rshared"] else 0)
     # the second run changes nothing and signals nobody
     assert roles_run["changed"][1] == 0
     assert roles_run["engines"]["same"][0].poll() is None
