@@ -309,3 +309,28 @@ def test_a_failed_freeze_time_copy_rolls_back_to_the_source_untouched(lab, tmp_p
             upper = engine(lab["edge2"]).inspect_container(line)["GraphDriver"]["Data"]["UpperDir"]
             subprocess.run(["chattr", "-R", "-i", upper])
         remove_all(lab, name)
+
+
+def test_cold_strategy_loses_the_memory_but_moves_the_files(lab):
+    name, volume = "fs-cold", "fs-cold-data"
+    remove_all(lab, name, [volume])
+    first_start = ("[ -e /token ] || head -c 64 /dev/urandom | md5sum > /token; "
+                   "[ -e /data/token ] || head -c 64 /dev/urandom | md5sum > /data/token; ")
+    api = start(lab, "edge1", name, IMAGE_SIMPLE, ["sh", "-c", first_start + COUNTER],
+                {volume: {"bind": "/data", "mode": "rw"}})
+
+    def cat(api, path):
+        return api.exec_start(api.exec_create(name, ["cat", path])).decode()
+    try:
+        time.sleep(1)
+        tokens = cat(api, "/token"), cat(api, "/data/token")
+        migrate(name, "edge2", "-e", "strategy=cold", "-e", "migrate_volumes=true")
+        assert running_on(lab, name) == ["edge2"]
+        destination = engine(lab["edge2"])
+        assert (cat(destination, "/token"), cat(destination, "/data/token")) == tokens
+        with pytest.raises(docker.errors.NotFound):  # the copied volume left the source with its container
+            api.inspect_volume(volume)
+        report = latest_report(name)
+        assert report["state_preserved"] is False and report["disk"]["directories"] == 2
+    finally:
+        remove_all(lab, name, [volume])
