@@ -65,7 +65,8 @@ measurements:
       dirty_Bps, encode_s, decode_s, rsync_s, rsync_literal_bytes, probe_bytes, probe_s,
       push_fixed_s (a push over a new SSH connection), push_reuse_s (over a shared one), each
       the quickest of three,
-      link_bps, rtt_s, criu_frozen_s.
+      link_bps, rtt_s, criu_frozen_s, layer_push_s (a push of the files the container wrote in
+      its layer, as a migration that copies the layer does).
   type: dict
   returned: success
 started_at:
@@ -203,6 +204,7 @@ class Measure:
                 reused = [tiny_push("reuse%d" % n, shared) for n in range(3)]
             stats, seconds = timed(push, self.run, probe, self.params["dest_host"], os.path.join(dest_dir, "probe"),
                                    whole_file=True, **(shared or self.push_options))
+            out["layer_push_s"] = self.layer(dest_dir, shared)
         finally:
             self.remove_remote(dest_dir, shared)
         out["push_fixed_s"] = min(fixed)
@@ -212,6 +214,16 @@ class Measure:
         out["link_bps"] = out["probe_bytes"] * 8.0 / max(seconds - out["push_reuse_s"], 1e-3)
         out["rtt_s"] = self.rtt()
         return out
+
+    def layer(self, dest_dir, shared):
+        """Time a push of the files the container wrote in its own layer (what a migration that
+        copies the layer sends again once frozen, over the warm-up's connection); None
+        without a readable layer."""
+        upper = ((self.inspect.get("GraphDriver") or {}).get("Data") or {}).get("UpperDir")
+        if not upper or not os.path.isdir(upper):
+            return None
+        return timed(push, self.run, upper, self.params["dest_host"], os.path.join(dest_dir, "layer"),
+                     whole_file=True, **(shared or self.push_options))[1]
 
     def rtt(self):
         samples = []

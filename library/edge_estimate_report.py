@@ -35,8 +35,6 @@ options:
       - Costs measured by the play - task_overhead_s (a remote task's wall time less its
         module's), task_gap_s (from one module's end to the next one's start), task_trivial_s
         (a controller-side task), pull_present_s (the destination's image pull).
-      - When successful live migrations of the last hour are in I(reports_dir), the remote
-        task cost they show replaces the play's own reading (kept as task_overhead_now_s).
     type: dict
     required: true
   allowed:
@@ -46,12 +44,26 @@ options:
     default: [delta, rsync, seed-delta]
   calibrate:
     description:
-      - Calibrate the constants from earlier migration reports in I(reports_dir), and correct
-        the predictions by how far the model was from earlier migrations that followed an
-        estimate (median of measured / predicted over the newest ten such pairs; the model's
-        own numbers stay in the estimate as C(predictions_model)).
+      - Calibrate from earlier migration reports in I(reports_dir) the constants the estimate
+        cannot measure, and take the median of the play's remote task cost and the ones the
+        migrations of the last half hour show.
     type: bool
     default: true
+  correct:
+    description:
+      - Correct the predictions by how far the model was from earlier migrations that followed
+        an estimate (total time scaled by the median of measured / predicted, downtime shifted
+        by the median of measured - predicted, newest ten pairs); the model's own numbers stay
+        in the estimate as C(predictions_model). Off by default - on a machine whose load
+        swings, past errors did not predict the next ones.
+    type: bool
+    default: false
+  copies_layer:
+    description:
+      - The migration copies the files the service wrote in its layer (the warm-up and the
+        frozen window then push them).
+    type: bool
+    default: false
   reports_dir:
     description: Directory of the migration reports; the estimate goes to its C(estimates) subdirectory.
     type: path
@@ -125,6 +137,7 @@ from ansible.module_utils.edge_estimate import (
     predict_all,
     reference,
     table,
+    task_overhead,
 )
 
 # Controller-side tasks of a migration (plan, choose, checks, includes) and its two local modules.
@@ -173,6 +186,8 @@ def main():
         timings=dict(type="dict", required=True),
         allowed=dict(type="list", elements="str", default=["delta", "rsync", "seed-delta"]),
         calibrate=dict(type="bool", default=True),
+        correct=dict(type="bool", default=False),
+        copies_layer=dict(type="bool", default=False),
         reports_dir=dict(type="path", default="reports"),
     ), supports_check_mode=True)
     params = module.params
@@ -186,15 +201,16 @@ def main():
     reports, estimates = history(params["reports_dir"]) if params["calibrate"] else ([], [])
     now = datetime.datetime.now(datetime.timezone.utc)
     recent = overhead_from_reports(reports, now.timestamp())
-    if recent is not None and "task_overhead_s" in m:
-        # Whole recent migrations say more than this moment's reading on a shared controller.
-        m["task_overhead_now_s"], m["task_overhead_s"] = m["task_overhead_s"], recent
+    if recent and "task_overhead_s" in m:
+        m["task_overhead_now_s"], m["task_overhead_recent_s"] = m["task_overhead_s"], recent
+        m["task_overhead_s"] = task_overhead(m["task_overhead_s"], recent)
+    m["copies_layer"] = params["copies_layer"]
     if "task_trivial_s" in m and "task_overhead_s" in m:
         m["local_s"] = TRIVIAL_TASKS * m["task_trivial_s"] + LOCAL_MODULE_FACTOR * m["task_overhead_s"]
     calibrated = calibrate(reports)
     try:
         model = predict_all(m, calibrated)
-        factors = correction(pair(estimates, reports))
+        factors = correction(pair(estimates, reports)) if params["correct"] else {}
         predictions = corrected(model, factors)
         ref = reference(m, calibrated)
         chosen = choose(predictions, params["allowed"])

@@ -117,9 +117,16 @@ def predict(m, strategy, calibration=None):
     # returns once it is done (polled every second).
     waited = max(0.0, prepare - (2 * o + pre_checkpoint + pre_rsync))
     warmup = (o + c["async_start_s"]) + (o + pre_checkpoint) + (o + pre_rsync) + (o + waited)
+    # A role that copies the service's layer: two more tasks in the warm-up (find the
+    # destination's layer, copy), and the layer pushed again beside the delta once frozen.
+    layer = m.get("layer_push_s") if m.get("copies_layer") else None
+    if layer is not None:
+        warmup += 2 * o + m["push_fixed_s"] + layer
     # Time between the warm-up dump and the final dump, over which the delta grows: the
     # copy, the wait, starting the destination's background restore, starting the freeze.
     between = pre_checkpoint + 2 * o + pre_rsync + waited + (o + c["async_start_s"]) + o
+    if m.get("copies_layer") and m.get("layer_push_s") is not None:
+        between += 2 * o + m["push_fixed_s"] + m["layer_push_s"]
     checkpoint = pre_checkpoint + c["final_extra_s"]
     # The freeze's pushes reuse the warm-up's SSH connection; a marker file then tells the
     # destination's waiting restore that everything is there.
@@ -134,7 +141,10 @@ def predict(m, strategy, calibration=None):
                      m["interval_s"], between, size)
         phases.update(final_rsync=m["rsync_s"] + reuse + sent * 8.0 / m["link_bps"])
     phases["restore"] = restore_s(size, c)
-    source_side = checkpoint + phases.get("xdelta_source", 0) + phases["final_rsync"] + reuse
+    memory = phases.get("xdelta_source", 0) + phases["final_rsync"]
+    if layer is not None:
+        phases["final_fs_sync"] = layer
+    source_side = checkpoint + max(memory, layer or 0) + reuse
     destination_side = phases.get("xdelta_dest", 0) + phases["restore"]
     downtime = source_side + c["signal_s"] + destination_side
     # The controller polls the background restore once the freeze returns, then every second.
@@ -236,11 +246,10 @@ LIVE_PHASES = ("pre_checkpoint", "pre_rsync", "pre_fs_sync", "checkpoint", "xdel
                "final_rsync", "xdelta_dest", "restore")
 
 
-def overhead_from_reports(reports, now, window_s=3600, limit=8):
+def overhead_from_reports(reports, now, window_s=1800, limit=8):
     """What a remote Ansible task cost in the newest successful live migrations of the last
-    hour on this controller: (total - its modules' phases - controller-side tasks) / tasks.
-    One estimate's own reading is a single moment of a shared machine's load; these are
-    whole migrations."""
+    half hour on this controller: (total - its modules' phases - controller-side tasks) /
+    tasks, one value per migration, oldest first."""
     values = []
     for r in reports:
         started = r.get("started_epoch")
@@ -249,8 +258,13 @@ def overhead_from_reports(reports, now, window_s=3600, limit=8):
             continue
         busy = sum(v for k, v in (r.get("phases") or {}).items() if k in LIVE_PHASES and v)
         values.append((r["total_s"] - busy - DEFAULTS["local_s"]) / LIVE_REMOTE_TASKS)
-    values = [v for v in values[-limit:] if v > 0]
-    return statistics.median(values) if values else None
+    return [v for v in values if v > 0][-limit:]
+
+
+def task_overhead(now_reading, recent):
+    """The remote task cost to predict with: the median of this estimate's own reading and the
+    recent migrations' (one reading is one moment of a shared machine's load)."""
+    return statistics.median([now_reading] + list(recent))
 
 
 def pair(estimates, reports, window_s=900):

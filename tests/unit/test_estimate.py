@@ -61,6 +61,18 @@ def test_more_ansible_overhead_means_longer_total():
     assert loaded["total_s"] - light["total_s"] >= 11.0  # eleven remote tasks at least
 
 
+def test_a_copied_layer_adds_warm_up_tasks_and_runs_beside_the_delta_once_frozen():
+    plain = model.predict(dict(M, layer_push_s=0.5), "delta", {})
+    layer = model.predict(dict(M, layer_push_s=0.5, copies_layer=True), "delta", {})
+    assert layer["phases"]["final_fs_sync"] == 0.5 and "final_fs_sync" not in plain["phases"]
+    assert layer["total_s"] - plain["total_s"] >= 2 * M["task_overhead_s"] + M["push_fixed_s"] + 0.5
+    # beside the delta's encode and push (longer than 0.5 s here): only the delta, grown over
+    # the longer warm-up, adds to the downtime
+    assert 0 < layer["downtime_s"] - plain["downtime_s"] < 0.1
+    slow = model.predict(dict(M, layer_push_s=5.0, copies_layer=True), "delta", {})
+    assert slow["downtime_s"] - layer["downtime_s"] > 3.0
+
+
 def test_cold_loses_state_and_sends_no_memory():
     p = model.predict(M, "cold", {})
     assert not p["keeps_state"] and p["bytes_freeze"] == 0 and p["bytes_warmup"] == 0
@@ -155,9 +167,10 @@ def test_task_overhead_from_recent_migrations():
     reports = [migration(100, 99.0),            # more than an hour before: left out
                migration(4000, 27.0), migration(4100, 38.0), migration(4200, 9.0, strategy="cold"),
                migration(4300, 99.0, outcome="failed")]
-    # (27 - 5 - 2) / 11 and (38 - 5 - 2) / 11
-    assert model.overhead_from_reports(reports, now=5000) == pytest.approx((20 / 11 + 31 / 11) / 2)
-    assert model.overhead_from_reports(reports[:1], now=5000) is None
+    # (27 - 5 - 2) / 11 and (38 - 5 - 2) / 11; the first is more than half an hour before
+    assert model.overhead_from_reports(reports, now=5000) == pytest.approx([20 / 11, 31 / 11])
+    assert model.overhead_from_reports(reports[:1], now=5000) == []
+    assert model.task_overhead(7.0, [2.0, 3.0]) == 3.0 and model.task_overhead(7.0, []) == 7.0
 
 
 def test_fit_line_needs_spread_and_a_physical_fit():
