@@ -209,12 +209,18 @@ def choose(predictions, allowed=KEEPS_STATE):
     return min(candidates, key=lambda p: (p["downtime_s"], p["total_s"]))["strategy"]
 
 
-def calibrate(reports, limit=30):
+def calibrate(reports, limit=30, now=None, window_s=1800, min_recent=3):
     """What earlier migrations measured and the estimate cannot: the final checkpoint's extra
     cost, CRIU's restore (fixed part and rate), Docker's checkpoint and restore rates for
     seed-delta. `reports`: migration report dicts (reports/*.json), oldest first; only
-    successful ones count, the newest `limit` of each kind. Keys without data are left out."""
+    successful ones count, the newest `limit` of each kind, and only those of the last
+    window_s before `now` when there are min_recent of them (the machine's load of the
+    moment). Keys without data are left out."""
     ok = [r for r in reports if r.get("outcome") == "migrated" and r.get("checkpoint_size")]
+    if now is not None:
+        recent = [r for r in ok if r.get("started_epoch") and now - r["started_epoch"] <= window_s]
+        if len(recent) >= min_recent:
+            ok = recent
     live = [r for r in ok if r.get("strategy") in ("delta", "rsync") and r.get("checkpoint_method") == "runc"][-limit:]
     seed = [r for r in ok if r.get("strategy") == "seed-delta"][-limit:]
     out = {}

@@ -130,6 +130,12 @@ def test_calibrate_from_earlier_reports():
     assert c["restore_Bps"] == pytest.approx(1e9, rel=0.05)
     assert c["docker_checkpoint_Bps"] == pytest.approx(30e6) and c["docker_restore_Bps"] == pytest.approx(25e6)
     assert model.calibrate([]) == {}
+    # with enough migrations in the last half hour, only they count
+    for r, at in zip(reports, (100, 5000, 5100, 5200, 5300), strict=True):
+        r["started_epoch"] = at
+    reports[0]["phases"]["checkpoint"] = 9.9
+    assert model.calibrate(reports, now=6000)["final_extra_s"] == pytest.approx(0.3)
+    assert model.calibrate(reports, now=6000, min_recent=5)["final_extra_s"] == pytest.approx(0.4)
 
 
 def test_correction_from_estimates_followed_by_migrations():
