@@ -5,6 +5,7 @@ of sleep) shows whether the reload signal was sent."""
 
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -116,3 +117,106 @@ def test_shared_root_mount_kept_in_rc_local(roles_run):
     for path in (fresh, existing):
         assert "\nmount --make-rshared /\n" in path.read_text()
     assert existing.read_text().index("mount --make-rshared") < existing.read_text().index("exit 0")
+
+
+@pytest.fixture(scope="module")
+def trust_run(tmp_path_factory):
+    """edge_ssh_trust on two local 'edges' a and b, each with its own sshd configuration,
+    key and files: --limit to one edge (refused), then twice on both."""
+    tmp = tmp_path_factory.mktemp("edge_ssh_trust")
+    user = pwd.getpwuid(os.getuid()).pw_name
+    hosts = {}
+    for n, name in enumerate(("a", "b"), start=1):
+        home = tmp / name
+        home.mkdir()
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(home / "host_key")], check=True)
+        # a: sshd's default, relative to the home; b: the %h and %u tokens
+        keys_file = ".ssh/authorized_keys" if name == "a" else "%h/keys/%u"
+        (home / "sshd_config").write_text("HostKey %s\nAuthorizedKeysFile %s\n" % (home / "host_key", keys_file))
+        hosts["edge-" + name] = dict(
+            migration_address="10.0.0.%d" % n, migration_ssh_key=str(home / "key" / "id_ed25519"),
+            migration_known_hosts=str(home / "known_hosts"), edge_ssh_trust_sshd_config=str(home / "sshd_config"),
+            edge_ssh_trust_user=user, edge_ssh_trust_home=str(home))
+    (tmp / "a" / ".ssh").mkdir(mode=0o700)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "someone@elsewhere", "-f",
+                    str(tmp / "someone")], check=True)
+    someone = (tmp / "someone.pub").read_text()
+    (tmp / "a" / ".ssh" / "authorized_keys").write_text(someone)
+    inventory = tmp / "inventory.yml"
+    inventory.write_text(yaml.safe_dump({"all": {
+        "vars": {"ansible_connection": "local", "ansible_python_interpreter": sys.executable},
+        "children": {"edges": {"hosts": hosts}}}}))
+    book = tmp / "play.yml"
+    book.write_text(yaml.safe_dump([{"name": "Trust", "hosts": "edges", "gather_facts": False,
+                                     "roles": ["edge_ssh_trust"]}]))
+    env = dict(os.environ, ANSIBLE_ROLES_PATH=os.path.join(ROOT, "roles"), ANSIBLE_NOCOLOR="1")
+
+    def playbook(*args):
+        return subprocess.run([PLAYBOOK, "-i", str(inventory), *args, str(book)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    limited = playbook("--limit", "edge-a")
+    first = playbook()
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-2000:]
+    second = playbook()
+    assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-2000:]
+    changed = [sum(map(int, re.findall(r"^edge-\w\s*:.*changed=(\d+)", proc.stdout, re.M))) for proc in (first, second)]
+    return {"tmp": tmp, "user": user, "someone": someone, "limited": limited, "changed": changed}
+
+
+def current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def public(path):
+    return " ".join(open(path).read().split()[:2])
+
+
+def test_trust_is_set_up_for_the_whole_group_only(trust_run):
+    limited = trust_run["limited"]
+    assert limited.returncode != 0
+    assert "leaves out edge-b: run it without --limit" in limited.stdout, limited.stdout[-3000:]
+
+
+def test_each_edge_has_its_own_key_and_accepts_every_edge(trust_run):
+    tmp, user = trust_run["tmp"], trust_run["user"]
+    keys = {name: tmp / name / "key" / "id_ed25519" for name in ("a", "b")}
+    for key in keys.values():
+        assert os.stat(key).st_mode & 0o777 == 0o600
+        assert os.stat(key.parent).st_mode & 0o777 == 0o700  # made by the role
+    home_mode = os.stat(tmp / "a").st_mode & 0o777
+    assert home_mode == 0o777 & ~current_umask() & 0o777, "an existing directory's mode was changed"
+    for authorized in (tmp / "a" / ".ssh" / "authorized_keys", tmp / "b" / "keys" / user):
+        text = authorized.read_text()
+        for name, key in keys.items():
+            assert ("no-agent-forwarding,no-port-forwarding,no-X11-forwarding,no-pty %s edge-migrate@edge-%s"
+                    % (public(str(key) + ".pub"), name)) in text.splitlines(), text
+        listed = subprocess.run(["ssh-keygen", "-l", "-f", str(authorized)], capture_output=True, text=True)
+        assert listed.returncode == 0 and "edge-migrate@edge-a" in listed.stdout, listed.stdout + listed.stderr
+    # a line that was there before is kept
+    assert (tmp / "a" / ".ssh" / "authorized_keys").read_text().startswith(trust_run["someone"])
+
+
+def test_each_edge_pins_every_edge_host_key(trust_run):
+    tmp = trust_run["tmp"]
+    for name in ("a", "b"):
+        for n, other in enumerate(("a", "b"), start=1):
+            found = subprocess.run(["ssh-keygen", "-F", "10.0.0.%d" % n, "-f", str(tmp / name / "known_hosts")],
+                                   capture_output=True, text=True)
+            assert public(tmp / other / "host_key.pub") in found.stdout, (name, other, found.stdout)
+
+
+def test_private_keys_stay_where_they_were_made(trust_run):
+    tmp = trust_run["tmp"]
+    private = {str(p) for p in tmp.rglob("*") if p.is_file() and "PRIVATE KEY" in p.read_text(errors="replace")}
+    assert private == {str(tmp / n / f) for n in ("a", "b") for f in ("host_key", "key/id_ed25519")} | {
+        str(tmp / "someone")}
+
+
+def test_trust_second_run_changes_nothing(trust_run):
+    first, second = trust_run["changed"]
+    # per edge: its missing directories made (one task), its key, its two blocks
+    assert first == 8
+    assert second == 0
