@@ -58,7 +58,7 @@ bench-fleet: lab
 	$(VENV)/bin/python bench/fleet_bench.py $(FLEET_BENCH_ARGS)
 
 lint: venv
-	$(VENV)/bin/ruff check . lab/lab
+	$(VENV)/bin/ruff check . lab/lab lab/service-proxy
 	$(VENV)/bin/ansible-lint --profile production migrate.yml playbooks roles
 
 # Takes the lab down and removes its image cache and logs, the virtualenv and tool caches.
