@@ -51,13 +51,17 @@ options:
     default: true
   correct:
     description:
-      - Correct the predictions by how far the model was from earlier migrations that followed
-        an estimate (total time scaled by the median of measured / predicted, downtime shifted
-        by the median of measured - predicted, newest ten pairs); the model's own numbers stay
-        in the estimate as C(predictions_model). Off by default - on a machine whose load
-        swings, past errors did not predict the next ones.
-    type: bool
-    default: false
+      - What to correct by how far the model was from earlier migrations that followed an
+        estimate (newest ten pairs) - C(downtime) shifts the predicted downtime by the median
+        of measured - predicted (what the frozen window holds beyond the model under this
+        machine's load), C(both) also scales the total time by the median of measured /
+        predicted, C(none) leaves the model's numbers. The model's own numbers stay in the
+        estimate as C(predictions_model).
+      - The total time is not corrected by default - with the remote task cost taken from the
+        last half hour's migrations, the past ratios did not predict the next ones here.
+    type: str
+    choices: [none, downtime, both]
+    default: downtime
   copies_layer:
     description:
       - The migration copies the files the service wrote in its layer (the warm-up and the
@@ -186,7 +190,7 @@ def main():
         timings=dict(type="dict", required=True),
         allowed=dict(type="list", elements="str", default=["delta", "rsync", "seed-delta"]),
         calibrate=dict(type="bool", default=True),
-        correct=dict(type="bool", default=False),
+        correct=dict(type="str", choices=["none", "downtime", "both"], default="downtime"),
         copies_layer=dict(type="bool", default=False),
         reports_dir=dict(type="path", default="reports"),
     ), supports_check_mode=True)
@@ -210,8 +214,8 @@ def main():
     calibrated = calibrate(reports, now=now.timestamp())
     try:
         model = predict_all(m, calibrated)
-        factors = correction(pair(estimates, reports)) if params["correct"] else {}
-        predictions = corrected(model, factors)
+        factors = correction(pair(estimates, reports)) if params["correct"] != "none" else {}
+        predictions = corrected(model, factors, ("total", "downtime") if params["correct"] == "both" else ("downtime",))
         ref = reference(m, calibrated)
         chosen = choose(predictions, params["allowed"])
     except ModelError as exc:

@@ -322,16 +322,19 @@ def correction(pairs, limit=10, min_pairs=2):
     return out
 
 
-def corrected(predictions, factors):
-    """The predictions with their total scaled and their downtime shifted by the correction."""
+def corrected(predictions, factors, what=("total", "downtime")):
+    """The predictions with their total scaled and their downtime shifted by the correction
+    (only the ones named in `what`)."""
     out = {}
     for strategy, p in predictions.items():
         f = factors.get(strategy)
         q = dict(p)
-        if f:
+        if f and "total" in what:
             q["total_s"] = round(p["total_s"] * f["total"], 3)
+        if f and "downtime" in what:
             q["downtime_s"] = round(max(0.01, p["downtime_s"] + f["downtime"]), 3)
-            q["basis"] = "%s, corrected by %d earlier migrations" % (p["basis"], f["pairs"])
+        if f and what:
+            q["basis"] = "%s, %s corrected by %d earlier migrations" % (p["basis"], " and ".join(what), f["pairs"])
         out[strategy] = q
     return out
 

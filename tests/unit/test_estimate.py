@@ -163,7 +163,9 @@ def test_correction_from_estimates_followed_by_migrations():
     predictions = {"delta": {"total_s": 10.0, "downtime_s": 2.0, "basis": "measured"}, "cold": {"total_s": 5.0}}
     fixed = model.corrected(predictions, factors)
     assert fixed["delta"]["total_s"] == 15.0 and fixed["delta"]["downtime_s"] == 2.25
-    assert "corrected by 2" in fixed["delta"]["basis"] and fixed["cold"] == predictions["cold"]
+    assert "total and downtime corrected by 2" in fixed["delta"]["basis"] and fixed["cold"] == predictions["cold"]
+    only = model.corrected(predictions, factors, ("downtime",))["delta"]
+    assert only["total_s"] == 10.0 and only["downtime_s"] == 2.25
 
 
 def test_task_overhead_from_recent_migrations():
