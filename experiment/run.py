@@ -12,7 +12,7 @@ answers, shapes the two hosts' links when the link setting has a rate (lab/lab l
 after the run), runs estimate.yml, then migrate.yml to the destination (edge2), checks the
 service's state on the destination, and removes the container everywhere. Writes
 reports/experiments/<id>/{results.csv, summary.md, *.png, meta.json, logs/}. Only containers
-named exp-* are touched. Run as root with the lab up (`make lab`).
+named exp-* (--prefix) are touched. Run as root with the lab up (`make lab`).
 """
 
 import argparse
@@ -88,7 +88,7 @@ class Runner:
         except docker.errors.ImageNotFound:
             repository, tag = image.rsplit(":", 1)
             api.pull(repository, tag=tag)
-        host_config = api.create_host_config(port_bindings={SERVICE_PORT: HOST_PORT})
+        host_config = api.create_host_config(port_bindings={SERVICE_PORT: self.args.port})
         container = api.create_container(image, name=name, environment=service["env"], ports=[SERVICE_PORT],
                                          host_config=host_config, labels={"edge-migrate.experiment": "1"})
         api.start(container["Id"])
@@ -99,7 +99,7 @@ class Runner:
         last = None
         while time.monotonic() < deadline:
             try:
-                reply = ask_once(self.lab.address(host), HOST_PORT, command, timeout=30)
+                reply = ask_once(self.lab.address(host), self.args.port, command, timeout=30)
                 if command == b"SUM\n":
                     return json.loads(reply)["sha256"]
                 return parse_count(reply)
@@ -113,7 +113,7 @@ class Runner:
 
     def once(self, service_name, link, strategy, repeat):
         service = SERVICES[service_name]
-        name = "exp-%s" % service_name
+        name = self.args.prefix + service_name
         rate = link_rate(link)
         tag = "%s_%s_%s_r%d" % (service_name, link, strategy, repeat)
         meta = {"experiment": self.out.name, "service": service_name, "state_mb": service["state_mb"], "link": link,
@@ -224,6 +224,8 @@ def parse_args(argv):
     p.add_argument("--quiet-wait", type=float, default=0.0,
                    help="seconds to wait before each run for other playbooks in a shared lab to end")
     p.add_argument("--id", help="experiment id (default: UTC timestamp)")
+    p.add_argument("--prefix", default="exp-", help="containers are named PREFIX<service>")
+    p.add_argument("--port", type=int, default=HOST_PORT, help="host port the service is published on")
     p.add_argument("--out", help="output directory (default reports/experiments/<id>)")
     args = p.parse_args(argv)
 
