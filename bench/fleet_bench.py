@@ -21,6 +21,7 @@ Run as root with the lab up (`make lab`); only containers named fleet-bench-* ar
 import argparse
 import datetime
 import json
+import os
 import re
 import subprocess
 import sys
@@ -197,6 +198,8 @@ def summary_markdown(run):
              "| sequential: sum of the %d migrate.yml runs | %.1f |" % (len(run["sequential"]), run["sequential_s"]),
              "| fleet.yml evacuation, whole run | %.1f |" % run["fleet_s"],
              "| **ratio fleet / sequential** | **%.3f** |" % run["ratio"], "",
+             "Load average (1 min) of the machine at the start and end of each phase: %s." % ", ".join(
+                 "%s %.1f / %.1f" % (phase, *values) for phase, values in run["load"].items()), "",
              "| service | destination | sequential s | sequential downtime s | fleet destination | fleet s | "
              "fleet downtime s | fleet outcome |", "|---|---|---|---|---|---|---|---|"]
     fleet = {r["service"]: r for r in (run.get("fleet_report") or {}).get("results", [])}
@@ -244,7 +247,7 @@ def main(argv=None):
     limits = ["-e", "fleet_per_source=%d" % args.per_source, "-e", "fleet_per_destination=%d" % args.per_destination]
     evacuate = ["playbooks/fleet.yml", "-e", "evacuate=%s" % args.source, "-e", "fleet_match=%s*" % PREFIX] + limits
     run = {"id": run_id, "source": args.source, "services": list(fleet.services), "per_source": args.per_source,
-           "per_destination": args.per_destination, "code": code_state(), "problems": [], "sequential": [],
+           "per_destination": args.per_destination, "code": code_state(), "problems": [], "sequential": [], "load": {},
            "command": " ".join([".venv/bin/python", "bench/fleet_bench.py"] + (argv if argv is not None else
                                                                                 sys.argv[1:]))}
     try:
@@ -259,6 +262,7 @@ def main(argv=None):
                 rc, plan, out / "logs" / "plan.log"))
         print("evacuation plan: %s" % ", ".join("%s -> %s" % item for item in sorted(plan.items())), flush=True)
 
+        run["load"]["sequential"] = [os.getloadavg()[0]]
         for name, destination in plan.items():
             before = fleet.states({name: args.source})
             started = time.time()
@@ -272,6 +276,7 @@ def main(argv=None):
             print("  sequential %s -> %s: %.1f s%s" % (name, destination, wall, " PROBLEM: %s" % problems
                                                          if problems else ""), flush=True)
         run["sequential_s"] = round(sum(entry["wall_s"] for entry in run["sequential"]), 2)
+        run["load"]["sequential"].append(os.getloadavg()[0])
 
         back = out / "back-plan.yml"
         back.write_text("".join("- {service: %s, destination: %s}\n" % (name, args.source) for name in plan))
@@ -286,7 +291,9 @@ def main(argv=None):
                                                            if problems else ""), flush=True)
 
         before = fleet.states(home)
+        run["load"]["evacuation"] = [os.getloadavg()[0]]
         wall, rc, output = playbook(evacuate, out / "logs" / "evacuate.log")
+        run["load"]["evacuation"].append(os.getloadavg()[0])
         run["fleet_s"] = round(wall, 2)
         run["fleet_rc"] = rc
         run["fleet_report"] = fleet_report_of(output)
