@@ -23,7 +23,7 @@ def test_default_experiment_produces_consistent_results():
     shutil.rmtree(out, ignore_errors=True)
     proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "playbooks/experiment.yml",
                            "-e", "experiment_id=%s" % EXPERIMENT_ID], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
+                          timeout=2400)
     assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
     rows = analysis.read_csv(os.path.join(out, "results.csv"))
     # the default: simple and openface-32, delta and rsync, unshaped, one repeat
@@ -44,4 +44,5 @@ def test_default_experiment_produces_consistent_results():
     for name in ("phases.png", "downtime_vs_bandwidth.png", "bytes.png", "predicted_vs_measured.png"):
         path = os.path.join(out, name)
         assert os.path.getsize(path) > 5000 and "(%s)" % name in summary
-    assert "median absolute error of the predicted total time over 4 migrated runs" in proc.stdout
+    printed = " ".join(proc.stdout.split())  # the play's output folds long lines
+    assert "median absolute error of the predicted total time over 4 migrated runs" in printed
