@@ -63,3 +63,10 @@ def test_point_rejects_what_is_not_an_address(tmp_path):
 def test_the_proxy_script_passes_ruff():
     proc = subprocess.run([os.path.join(BIN, "ruff"), "check", PROXY], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout
+
+
+def test_asking_a_proxy_that_is_not_running_says_so(tmp_path):
+    (tmp_path / "svc.listen").write_text("127.0.0.1:%d\n" % free_port())
+    result = proxy(tmp_path, "ask", "svc")
+    assert result.returncode == 1 and "does not answer" in result.stderr
+    assert "no proxy" in proxy(tmp_path, "ask", "other").stderr
