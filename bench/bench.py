@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Migration benchmark (issue 5, part 1): every strategy on every service and link, in the lab.
 
-    .venv/bin/python bench/bench.py                 # quick: openface 256 MB, unshaped + 100mbit, 4 strategies
+    .venv/bin/python bench/bench.py                 # quick: the cells issue 5's acceptance needs (QUICK)
     .venv/bin/python bench/bench.py --full          # services x links x strategies of issue 5
     .venv/bin/python bench/bench.py --services openface-1024 --links 100mbit --strategies delta,rsync
 
@@ -57,11 +57,14 @@ LINKS = {
     "20mbit+50ms": ("20mbit", "50ms"),
 }
 LINK_ALIASES = {"100mbit": "100mbit+20ms", "20mbit": "20mbit+50ms"}
-STRATEGIES = ("cold", "rsync", "delta", "seed-delta")
-QUICK = {"services": ["openface-256"], "links": ["unshaped", "100mbit+20ms"], "strategies": list(STRATEGIES)}
+STRATEGIES = ("cold", "rsync", "delta", "iterative", "seed-delta")
+# (service, link, strategies): openface 256 MB with every strategy on both links, and the
+# 1024 MB cell of the acceptance with the two strategies it compares.
+QUICK = [("openface-256", "unshaped", list(STRATEGIES)), ("openface-256", "100mbit+20ms", list(STRATEGIES)),
+         ("openface-1024", "100mbit+20ms", ["rsync", "delta"])]
 FULL = {"services": ["openface-64", "openface-256", "openface-1024", "simple"], "links": list(LINKS),
         "strategies": list(STRATEGIES)}
-PHASE_ORDER = ("pre_checkpoint", "pre_rsync", "prepare", "checkpoint", "xdelta_source", "final_rsync",
+PHASE_ORDER = ("pre_checkpoint", "pre_rsync", "pre_rounds", "prepare", "checkpoint", "xdelta_source", "final_rsync",
                "xdelta_dest", "restore")
 CSV_FIELDS = ("service", "state_mb", "link", "link_rate_bps", "delay", "strategy", "repeat", "outcome",
               "state_kept", "counter", "client_downtime_s", "gap_in_freeze", "report_downtime_s", "total_s",
@@ -769,7 +772,9 @@ def parse_args(argv):
                    help="seconds after the playbook to wait for the service to answer on the destination")
     p.add_argument("--out", help="output directory (default reports/bench/<UTC id>)")
     args = p.parse_args(argv)
-    base = FULL if args.full else QUICK
+    chosen = args.full or args.services or args.links or args.strategies
+    base = FULL if args.full else {"services": ["openface-256"], "links": ["unshaped", "100mbit+20ms"],
+                                   "strategies": list(STRATEGIES)}
 
     def pick(value, default, known, aliases=None):
         items = [LINK_ALIASES.get(v.strip(), v.strip()) if aliases else v.strip()
@@ -781,6 +786,8 @@ def parse_args(argv):
     args.services = pick(args.services, base["services"], SERVICES)
     args.links = pick(args.links, base["links"], LINKS, aliases=True)
     args.strategies = pick(args.strategies, base["strategies"], STRATEGIES)
+    args.cells = ([(service, link, args.strategies) for service in args.services for link in args.links]
+                  if chosen else QUICK)
     return args
 
 
@@ -809,27 +816,25 @@ def main(argv=None):
                                                           os.path.relpath(__file__, REPO)] + list(
                 sys.argv[1:] if argv is None else argv)),
             "rate_bps": rate_bps, "rate_mb": args.rate_mb, "rate_s": rate_s}
-    (out / "meta.json").write_text(json.dumps(dict(meta, services=args.services, links=args.links,
-                                                   strategies=args.strategies, repeats=args.repeats), indent=1))
+    (out / "meta.json").write_text(json.dumps(dict(meta, cells=args.cells, repeats=args.repeats), indent=1))
     rows = []
     try:
-        for service in args.services:
-            for link in args.links:
-                rate, _delay = LINKS[link]
-                link_bps = rate_bps if rate is None else tc_rate_bits(rate)
-                for repeat in range(1, args.repeats + 1):
-                    for strategy in args.strategies:
-                        failures = []
-                        for attempt in range(1, args.attempts + 1):
-                            row = run_once(lab, args, out, service, link, LINKS[link], strategy, repeat, link_bps,
-                                           attempt)
-                            if row["outcome"] == "migrated":
-                                break
-                            failures.append("attempt %d: %s %s" % (attempt, row["outcome"], row.get("cause", "")))
-                        row["attempts"] = attempt
-                        row["failed_attempts"] = " | ".join(failures)
-                        rows.append(row)
-                        write_csv(rows, out)  # kept current, so an interrupted bench leaves its runs
+        for service, link, strategies in args.cells:
+            rate, _delay = LINKS[link]
+            link_bps = rate_bps if rate is None else tc_rate_bits(rate)
+            for repeat in range(1, args.repeats + 1):
+                for strategy in strategies:
+                    failures = []
+                    for attempt in range(1, args.attempts + 1):
+                        row = run_once(lab, args, out, service, link, LINKS[link], strategy, repeat, link_bps,
+                                       attempt)
+                        if row["outcome"] == "migrated":
+                            break
+                        failures.append("attempt %d: %s %s" % (attempt, row["outcome"], row.get("cause", "")))
+                    row["attempts"] = attempt
+                    row["failed_attempts"] = " | ".join(failures)
+                    rows.append(row)
+                    write_csv(rows, out)  # kept current, so an interrupted bench leaves its runs
     finally:
         if rows:
             write_outputs(rows, out, args, meta)

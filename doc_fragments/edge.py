@@ -54,6 +54,13 @@ options:
     type: str
     choices: [zstd, zlib]
     default: zstd
+  ssh_control_path:
+    description:
+      - Socket of an SSH connection shared by this migration's transfers to the destination
+        (opened by the first one, kept 30 s after the last), so the transfer in the frozen
+        window does not pay an SSH handshake. In a private directory; ignored if longer than
+        100 characters.
+    type: path
 """
 
     # How a checkpoint is taken.

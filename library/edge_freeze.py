@@ -9,7 +9,7 @@ description:
     module call so the frozen window holds a single Ansible round trip on this side
     (each task costs about 0.2 s).
   - Takes the final checkpoint (the container stops), then with I(mode=delta) writes the
-    xdelta3 delta of its images against I(base_dir) (as M(edge_delta) does) and pushes only
+    delta of its images against I(base_dir) (as M(edge_delta) does) and pushes only
     the delta to the destination; with I(mode=whole) pushes the whole final checkpoint
     with rsync onto the copy of the warm-up checkpoint the destination already holds.
   - On failure after the checkpoint the result has C(frozen=true) and C(final_dir); the
@@ -36,17 +36,10 @@ options:
     description: Where the delta is written (I(mode=delta)).
     type: path
   mode:
-    description: C(delta) sends xdelta3 patches, C(whole) sends the final checkpoint with rsync.
+    description: C(delta) sends the delta against I(base_dir), C(whole) sends the final checkpoint with rsync.
     type: str
     choices: [delta, whole]
     default: delta
-  min_delta_size:
-    description: Files smaller than this are sent whole.
-    type: int
-    default: 65536
-  workers:
-    description: Parallel encodes (default the number of CPUs).
-    type: int
   also_push:
     description:
       - More directories pushed to the destination right after the memory images, all at
@@ -67,8 +60,15 @@ options:
       since:
         description: When the warm-up push of this directory began; unchanged since then, it is not sent again.
         type: float
+  done_marker:
+    description:
+      - File created on the destination once everything has been pushed. It is the signal for a
+        M(edge_restore) waiting there with I(wait_for_file), which saves the frozen window a
+        round trip through the controller.
+    type: path
 extends_documentation_fragment:
   - edge
+  - edge.delta
   - edge.checkpoint
   - edge.sync
 requirements: [docker (Python SDK), CRIU, xdelta3, rsync, ssh]
@@ -88,7 +88,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 phases:
-  description: Seconds per phase (checkpoint, xdelta_source, final_rsync, final_fs_sync).
+  description: Seconds per phase (checkpoint, xdelta_source, final_rsync, final_fs_sync (alongside both), signal).
   type: dict
   returned: always
 frozen:
@@ -134,14 +134,17 @@ restart_policy:
   returned: always
 """
 
+import concurrent.futures
 import os
+import select
+import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_docker import hold_restart_policy, inspect_container
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_fs import push_trees
-from ansible.module_utils.edge_images import encode, make_private_dir, remove_tree, tree_size
+from ansible.module_utils.edge_images import DELTA_ARGS, encode, make_private_dir, remove_tree, tree_size
 from ansible.module_utils.edge_module import (
     CHECKPOINT_ARGS,
     DOCKER_ARGS,
@@ -151,7 +154,30 @@ from ansible.module_utils.edge_module import (
     runner,
     take_checkpoint,
 )
-from ansible.module_utils.edge_transfer import SYNC_ARGS, push, push_options
+from ansible.module_utils.edge_transfer import SYNC_ARGS, mark_done, push, push_options
+
+
+def _controller_gone():
+    """Whether whoever reads this module's output (the controller, through SSH) has gone: the
+    write end of a pipe whose reader closed polls as an error. A destination must not restore
+    on its own when no controller will hear of it; a re-run recovers from the final checkpoint."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _fd, events in poller.poll(0))
+    except (OSError, ValueError):
+        return False
+
+
+def _in_background(phases, name, function, *args, **kwargs):
+    """Start function in a thread; its result() re-raises its error. Its duration is the phase name."""
+    def timed():
+        with phases(name):
+            return function(*args, **kwargs)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    job = pool.submit(timed)
+    pool.shutdown(wait=False)
+    return job
 
 
 def main():
@@ -164,9 +190,8 @@ def main():
         mode=dict(type="str", choices=["delta", "whole"], default="delta"),
         also_push=dict(type="list", elements="dict", default=[], options=dict(
             src=dict(type="path", required=True), dest=dict(type="path", required=True), since=dict(type="float"))),
-        min_delta_size=dict(type="int", default=65536),
-        workers=dict(type="int"),
-        **SYNC_ARGS, **CHECKPOINT_ARGS, **DOCKER_ARGS),
+        done_marker=dict(type="path"),
+        **DELTA_ARGS, **SYNC_ARGS, **CHECKPOINT_ARGS, **DOCKER_ARGS),
         required_if=[("mode", "delta", ("base_dir", "delta_dir"))],
         supports_check_mode=True)
     params = module.params
@@ -196,11 +221,15 @@ def main():
                                                   params["checkpoint_name"], leave_running=False)
         os.chmod(final_dir, 0o700)
         result["checkpoint_size"] = tree_size(final_dir)
+        # The files' final state exists once the service is stopped: they travel while the
+        # memory images are encoded and sent.
+        files = _in_background(phases, "final_fs_sync", push_trees, runner(module), params["also_push"],
+                               params["dest_host"], **push_options(params)) if params["also_push"] else None
         if params["mode"] == "delta":
             with phases("xdelta_source"):
                 remove_tree(params["delta_dir"])
                 encode(runner(module), params["base_dir"], final_dir, params["delta_dir"],
-                       params["min_delta_size"], params["workers"])
+                       params["min_delta_size"], params["workers"], page_delta=params["page_delta"])
             result["delta_bytes"] = tree_size(params["delta_dir"])
             sent_dir, whole_file = params["delta_dir"], True
         else:
@@ -209,10 +238,11 @@ def main():
             stats = push(runner(module), sent_dir, params["dest_host"], params["dest_dir"],
                          whole_file=whole_file, **push_options(params))
         result["bytes_sent"] = stats["bytes_sent"]
-        if params["also_push"]:
-            with phases("final_fs_sync"):
-                result["fs_sync"] = push_trees(runner(module), params["also_push"], params["dest_host"],
-                                               **push_options(params))
+        if files:
+            result["fs_sync"] = files.result()
+        if params["done_marker"] and not _controller_gone():
+            with phases("signal"):
+                mark_done(runner(module), params["dest_host"], params["done_marker"], **push_options(params))
     except EdgeError as exc:
         fail(module, exc, **result)
     except OSError as exc:

@@ -17,6 +17,9 @@ description:
     image (a cold start). The placed memory images are deleted once the container runs.
   - Also restores a container on the host it was checkpointed on (a rollback); the
     existing stopped container is started from the checkpoint.
+  - With I(wait_for_file) (run in the background before the freeze) it first waits until
+    the source says everything has arrived (M(edge_freeze) I(done_marker)), then restores
+    at once, so the frozen window does not wait for the controller to start this step.
 options:
   name:
     description: Container name.
@@ -70,6 +73,16 @@ options:
         once fails the task). Not counted in the downtime.
     type: float
     default: 0.5
+  wait_for_file:
+    description: Before the restore, wait until this file exists (I(state=started)).
+    type: path
+  abort_file:
+    description: While waiting for I(wait_for_file), give up (and fail) as soon as this file exists.
+    type: path
+  wait_for_timeout:
+    description: Seconds to wait for I(wait_for_file) before failing.
+    type: float
+    default: 600
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK), CRIU and xdelta3 on the host]
@@ -97,9 +110,13 @@ container_id:
   type: str
   returned: success
 phases:
-  description: Seconds per phase (pull, create, xdelta_dest, restore).
+  description: Seconds per phase (pull, create, xdelta_dest, restore; waiting for I(wait_for_file) is not one).
   type: dict
   returned: always
+signalled_at:
+  description: Epoch seconds at which I(wait_for_file) appeared.
+  type: float
+  returned: when I(wait_for_file) was given
 running_at:
   description: Epoch time at which the container was seen running.
   type: float
@@ -184,8 +201,31 @@ def use_runtime(module, api):
     return available
 
 
+def wait_for_source(params, result):
+    """Wait for the source's signal (or the controller's abort) with a 10 ms poll."""
+    deadline = time.monotonic() + params["wait_for_timeout"]
+    directory = os.path.dirname(params["wait_for_file"])
+    had_directory = os.path.isdir(directory)
+    while not os.path.exists(params["wait_for_file"]):
+        if params["abort_file"] and os.path.exists(params["abort_file"]):
+            raise EdgeError("the migration was called off before the source finished sending (%s)"
+                            % params["abort_file"])
+        if had_directory and not os.path.isdir(directory):
+            raise EdgeError("the migration's directory %s was removed (a cleanup or a recovery) while "
+                            "waiting for the source" % directory)
+        if time.monotonic() > deadline:
+            raise EdgeError("the source did not finish sending within %s s (no %s)"
+                            % (params["wait_for_timeout"], params["wait_for_file"]))
+        time.sleep(0.01)
+    result["signalled_at"] = time.time()
+
+
 def start(module, api, phases, result):
     params = module.params
+    if params["wait_for_file"]:
+        wait_for_source(params, result)
+    if params["checkpoint_path"] and not params["patch_delta_dir"] and not os.path.isdir(params["checkpoint_path"]):
+        raise EdgeError("checkpoint_path %s is not a directory on this host" % params["checkpoint_path"])
     inspect = ensure_created(module, api, phases, result)
     checkpoint_path = params["checkpoint_path"]
     if inspect["State"].get("Running"):
@@ -242,6 +282,9 @@ def main():
         method=dict(type="str", choices=["auto", "runtime", "docker"], default="auto"),
         wait_timeout=dict(type="float", default=30),
         settle=dict(type="float", default=0.5),
+        wait_for_file=dict(type="path"),
+        abort_file=dict(type="path"),
+        wait_for_timeout=dict(type="float", default=600),
         **DOCKER_ARGS),
         required_together=[("patch_base_dir", "patch_delta_dir")],
         required_by={"patch_delta_dir": "checkpoint_path"},
@@ -249,7 +292,8 @@ def main():
     params = module.params
     phases = Phases()
     result = dict(changed=False, phases=phases.durations)
-    if params["checkpoint_path"] and not params["patch_delta_dir"] and not os.path.isdir(params["checkpoint_path"]):
+    if (params["checkpoint_path"] and not params["patch_delta_dir"] and not params["wait_for_file"]
+            and not os.path.isdir(params["checkpoint_path"])):
         module.fail_json(msg="checkpoint_path %s is not a directory on this host" % params["checkpoint_path"],
                          cmd=None, rc=None, stderr="", **result)
     try:

@@ -18,6 +18,18 @@ options:
     description: Send whole files (first copy) instead of rsync's delta against what the destination has.
     type: bool
     default: true
+  compress_auto:
+    description:
+      - Decide I(compress) from the data, overriding it. A sample of the largest file is
+        deflated; rsync compresses when that sample shrinks below I(compress_threshold) of its
+        size. Memory images of real services (zeroed heaps, code) usually do; random data does
+        not, and compressing it would only cost CPU.
+    type: bool
+    default: false
+  compress_threshold:
+    description: Compressed-to-original size ratio of the sample below which I(compress_auto) compresses.
+    type: float
+    default: 0.8
 extends_documentation_fragment:
   - edge.sync
 requirements: [rsync and ssh on both hosts]
@@ -43,6 +55,14 @@ total_file_size:
   description: Size of the directory's files.
   type: int
   returned: success
+compressed:
+  description: Whether rsync compressed on the wire.
+  type: bool
+  returned: success
+sample_ratio:
+  description: Compressed-to-original size of the sample (I(compress_auto)).
+  type: float
+  returned: when I(compress_auto) is true
 duration_s:
   description: Seconds spent.
   type: float
@@ -58,12 +78,14 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_module import fail, runner
-from ansible.module_utils.edge_transfer import SYNC_ARGS, TransferError, push, push_options
+from ansible.module_utils.edge_transfer import SYNC_ARGS, TransferError, compressed_ratio, push, push_options
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(src=dict(type="path", required=True),
-                                              whole_file=dict(type="bool", default=True), **SYNC_ARGS),
+                                              whole_file=dict(type="bool", default=True),
+                                              compress_auto=dict(type="bool", default=False),
+                                              compress_threshold=dict(type="float", default=0.8), **SYNC_ARGS),
                            supports_check_mode=True)
     params = module.params
     if not os.path.isdir(params["src"]):
@@ -71,12 +93,17 @@ def main():
     if module.check_mode:
         module.exit_json(changed=True)
     begin = time.monotonic()
+    options, extra = push_options(params), {}
+    if params["compress_auto"]:
+        extra["sample_ratio"] = compressed_ratio(params["src"])
+        options["compress"] = extra["sample_ratio"] < params["compress_threshold"]
     try:
         stats = push(runner(module), params["src"], params["dest_host"], params["dest_dir"],
-                     whole_file=params["whole_file"], **push_options(params))
+                     whole_file=params["whole_file"], **options)
     except TransferError as exc:
         fail(module, exc)
-    module.exit_json(changed=True, duration_s=round(time.monotonic() - begin, 4), **stats)
+    module.exit_json(changed=True, duration_s=round(time.monotonic() - begin, 4), compressed=options["compress"],
+                     **extra, **stats)
 
 
 if __name__ == "__main__":

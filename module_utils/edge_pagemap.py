@@ -5,25 +5,29 @@ entries of `pagemap-<pid>.img` (protobuf: a head {pages_id = 1}, then one entry 
 {vaddr = 1, nr_pages = 2 (0 in CRIU 4.x, which writes the count as pages = 5), in_parent = 3,
 flags = 4}). Two dumps taken seconds apart hold mostly the same pages at the same virtual
 addresses, so the delta is: for every page of the new file, "same as the page at this vaddr in
-the old file" or the page itself. Encoding compares memory with memcmp (no copies, no
-compression search, unlike xdelta3 on a 200 MB file); decoding copies the unchanged runs inside
-the kernel (copy_file_range) and writes the changed pages.
+the old file", "the old page with these bytes changed" or a new page. Encoding compares memory
+with memcmp (no copies, no compression search, unlike xdelta3 on a 200 MB file); decoding copies
+the unchanged runs inside the kernel (copy_file_range) and writes the other pages.
 
 Delta file: MAGIC, uint32 run count, runs of (uint8 kind, uint32 pages, uint64 base offset),
-then the changed pages in order."""
+then the data of the NEW and CHANGED runs in order: a NEW page as is, a CHANGED page as a
+uint32 length and either the page as is (length 4096) or its XOR with the old page, deflated
+(a page a program changed in a few places is mostly zeros then)."""
 
 import ctypes
 import mmap
 import os
 import struct
+import zlib
 
 from ansible.module_utils.edge_criu_stats import _fields
 from ansible.module_utils.edge_errors import EdgeError
 
 PAGE = 4096
-MAGIC = b"EDGEPGD1"
+MAGIC = b"EDGEPGD2"
 RUN = struct.Struct("<BIQ")
-COPY, LITERAL = 0, 1
+LENGTH = struct.Struct("<I")
+COPY, NEW, CHANGED = 0, 1, 2
 PE_PARENT = 1 << 0
 PE_PRESENT = 1 << 2
 BLOCK_PAGES = 64
@@ -122,13 +126,12 @@ def encode(base_pagemap, base_pages, target_pagemap, target_pages, out_path):
         runs = []
 
         def add(kind, base_offset, pages=1):
-            if runs and runs[-1][0] == kind and (
-                    kind == LITERAL or runs[-1][2] + runs[-1][1] * PAGE == base_offset):
+            if runs and runs[-1][0] == kind and (kind == NEW or runs[-1][2] + runs[-1][1] * PAGE == base_offset):
                 runs[-1][1] += pages
             else:
-                runs.append([kind, pages, base_offset if kind == COPY else 0])
+                runs.append([kind, pages, base_offset])
 
-        literal = []
+        data = []
         offset = 0
         for vaddr, pages in target_runs:
             page = 0
@@ -145,23 +148,67 @@ def encode(base_pagemap, base_pages, target_pagemap, target_pages, out_path):
                     continue
                 for _ in range(block):
                     at = base_index.get(vaddr + page * PAGE)
-                    if at is not None and target.same(offset, base, at, PAGE):
+                    if at is None:
+                        add(NEW, 0)
+                        data.append(target.map[offset:offset + PAGE])
+                    elif target.same(offset, base, at, PAGE):
                         add(COPY, at)
                     else:
-                        add(LITERAL, 0)
-                        literal.append(offset)
+                        add(CHANGED, at)
+                        data.append(_changed_page(target.map[offset:offset + PAGE], base.map[at:at + PAGE]))
                     page += 1
                     offset += PAGE
         with open(out_path, "wb") as out:
             out.write(MAGIC + struct.pack("<I", len(runs)))
             out.write(b"".join(RUN.pack(kind, pages, base_offset) for kind, pages, base_offset in runs))
-            for at in literal:
-                out.write(target.map[at:at + PAGE])
+            out.write(b"".join(data))
         os.chmod(out_path, 0o600)
-        return {"pages": target_total // PAGE, "changed_pages": len(literal), "runs": len(runs)}
+        return {"pages": target_total // PAGE, "changed_pages": len(data), "runs": len(runs)}
     finally:
         base.close()
         target.close()
+
+
+def _xor(one, other):
+    return (int.from_bytes(one, "little") ^ int.from_bytes(other, "little")).to_bytes(PAGE, "little")
+
+
+def _changed_page(new, old):
+    """A CHANGED page's record: its XOR with the old page deflated when that is smaller (a
+    sparse change), else the page itself (a page rewritten with new data does not compress)."""
+    diff = _xor(new, old)
+    if diff.count(0) >= PAGE // 4:
+        packed = zlib.compress(diff, 1)
+        if len(packed) < PAGE:
+            return LENGTH.pack(len(packed)) + packed
+    return LENGTH.pack(PAGE) + new
+
+
+def _read(handle, length, path):
+    chunk = handle.read(length)
+    if len(chunk) != length:
+        raise PagemapError("%s is truncated" % path)
+    return chunk
+
+
+def _changed_pages(delta, base, base_offset, pages, path):
+    """The pages of a CHANGED run, rebuilt from their records and the old pages."""
+    out = []
+    for page in range(pages):
+        (length,) = LENGTH.unpack(_read(delta, LENGTH.size, path))
+        record = _read(delta, length, path)
+        if length == PAGE:
+            out.append(record)
+            continue
+        try:
+            diff = zlib.decompress(record)
+        except zlib.error as exc:
+            raise PagemapError("%s has a damaged page record: %s" % (path, exc)) from exc
+        old = os.pread(base, PAGE, base_offset + page * PAGE)
+        if len(diff) != PAGE or len(old) != PAGE:
+            raise PagemapError("%s does not fit the base pages file" % path)
+        out.append(_xor(diff, old))
+    return b"".join(out)
 
 
 def decode(base_pages, delta_path, out_path):
@@ -179,11 +226,12 @@ def decode(base_pages, delta_path, out_path):
             length = pages * PAGE
             if kind == COPY:
                 _copy_range(base.fileno(), out.fileno(), base_offset, written, length)
+            elif kind == NEW:
+                os.pwrite(out.fileno(), _read(delta, length, delta_path), written)
+            elif kind == CHANGED:
+                os.pwrite(out.fileno(), _changed_pages(delta, base.fileno(), base_offset, pages, delta_path), written)
             else:
-                chunk = delta.read(length)
-                if len(chunk) != length:
-                    raise PagemapError("%s is truncated" % delta_path)
-                os.pwrite(out.fileno(), chunk, written)
+                raise PagemapError("%s has an unknown run kind %d" % (delta_path, kind))
             written += length
         if delta.read(1):
             raise PagemapError("%s has data after its last page" % delta_path)

@@ -8,7 +8,7 @@ import os
 
 # The reference prototype's phases first, then ours.
 PHASES = ("pre_checkpoint", "pre_rsync", "prepare", "checkpoint", "xdelta_source", "final_rsync",
-          "xdelta_dest", "restore", "migrate", "freeze_task", "restore_task", "pull", "create")
+          "xdelta_dest", "restore", "migrate", "freeze_task", "restore_task", "pull", "create", "pre_rounds")
 CSV_FIELDS = ("started_at", "migration_id", "service", "source", "destination", "strategy", "outcome",
               "state_preserved", "downtime_s", "total_s", "bytes_warmup", "bytes_freeze", "checkpoint_size",
               "freeze_bytes_ratio") + tuple("phase_" + p for p in PHASES) + ("cause",)
@@ -22,16 +22,18 @@ def _get(results, key):
 def build(request, results):
     """The report dict. `request`: migration_id, service, source, destination, strategy,
     outcome, cause, started_at, finished_at (epoch). `results`: the raw results of the tasks
-    (warmup_checkpoint, warmup_sync, prepare, freeze, restore, cold_stop, source_info, destination_info)."""
+    (warmup_checkpoint, warmup_sync, precopy, prepare, freeze, restore, cold_stop, source_info, destination_info)."""
     checkpoint = _get(results, "warmup_checkpoint")
     sync = _get(results, "warmup_sync")
     prepare = _get(results, "prepare")
     freeze = _get(results, "freeze")
     restore = _get(results, "restore")
     cold_stop = _get(results, "cold_stop")
+    rounds = _get(results, "precopy").get("rounds") or []
     phases = {
         "pre_checkpoint": checkpoint.get("duration_s"),
         "pre_rsync": sync.get("duration_s"),
+        "pre_rounds": _sum(r["checkpoint_s"] + r["sync_s"] for r in rounds) if rounds else None,
         "prepare": _sum((prepare.get("phases") or {}).values()),
         "checkpoint": (freeze.get("phases") or {}).get("checkpoint"),
         "xdelta_source": (freeze.get("phases") or {}).get("xdelta_source"),
@@ -65,7 +67,8 @@ def build(request, results):
         "started_at": started.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "downtime_s": downtime,
         "total_s": total,
-        "bytes_warmup": sync.get("bytes_sent"),
+        "bytes_warmup": (sync["bytes_sent"] + sum(r["bytes_sent"] for r in rounds)
+                         if sync.get("bytes_sent") is not None else None),
         "bytes_freeze": bytes_freeze,
         "checkpoint_size": checkpoint_size,
         "freeze_bytes_ratio": round(bytes_freeze / checkpoint_size, 5) if bytes_freeze and checkpoint_size else None,
@@ -77,6 +80,8 @@ def build(request, results):
             "destination": _versions(_get(results, "destination_info")),
         },
     }
+    if rounds:
+        report["warmup_rounds"] = {"rounds": rounds, "stop_reason": _get(results, "precopy").get("stop_reason")}
     if report["disk"]:
         report["phases"].update(pre_fs_sync=report["disk"]["warmup_s"],
                                 final_fs_sync=(freeze.get("phases") or {}).get("final_fs_sync",
@@ -95,6 +100,7 @@ def write(report, reports_dir):
     with open(path, "w") as handle:
         json.dump(report, handle, indent=2, sort_keys=True)
     csv_path = os.path.join(reports_dir, "migrations.csv")
+    _set_aside_if_other_columns(csv_path, stamp)
     new = not os.path.exists(csv_path)
     row = dict(report)
     row.update({"phase_" + name: value for name, value in report["phases"].items()})
@@ -104,6 +110,17 @@ def write(report, reports_dir):
             writer.writeheader()
         writer.writerow(row)
     return path, csv_path
+
+
+def _set_aside_if_other_columns(csv_path, stamp):
+    """A CSV written by a version of this tool with other columns is renamed, not appended to."""
+    try:
+        with open(csv_path, newline="") as handle:
+            header = next(csv.reader(handle), None)
+    except OSError:
+        return
+    if header is not None and tuple(header) != CSV_FIELDS:
+        os.rename(csv_path, csv_path[:-len(".csv")] + "-until-%s.csv" % stamp)
 
 
 def summary(report):

@@ -1,12 +1,18 @@
 """Host-to-host transfer of a directory: rsync over SSH, pushed by the host that has the
 files straight to the one that needs them (the controller never relays memory images)."""
 
+import os
 import re
 import shlex
+import zlib
 
 from ansible.module_utils.edge_errors import EdgeError
 
 SSH_CONNECT_TIMEOUT = 10
+# A shared connection outlives its last use by this long (the warm-up opens it, the freeze reuses it).
+SSH_CONTROL_PERSIST = 30
+# Longer socket paths do not fit a sockaddr_un; such a host simply opens a new connection each time.
+SSH_CONTROL_PATH_MAX = 100
 
 # Module options shared by the modules that push to another host.
 SYNC_ARGS = dict(
@@ -19,21 +25,45 @@ SYNC_ARGS = dict(
     timeout=dict(type="int", default=60),
     compress=dict(type="bool", default=False),
     compress_choice=dict(type="str", choices=["zstd", "zlib"], default="zstd"),
+    ssh_control_path=dict(type="path"),
 )
 
 
 def push_options(params):
     return dict(dest_user=params["dest_user"], ssh_key=params["ssh_key"], known_hosts=params["known_hosts"],
                 port=params["ssh_port"], timeout=params["timeout"], compress=params["compress"],
-                compress_choice=params["compress_choice"])
+                compress_choice=params["compress_choice"], control_path=params["ssh_control_path"])
+
+
+def compressed_ratio(directory, chunks=16, chunk_size=256 << 10):
+    """Deflated-to-original size of a sample of the largest file under directory: chunks spread
+    over the file, so a zeroed tail or a random head do not decide alone. 1.0 for no data."""
+    largest, size = None, 0
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            if os.path.isfile(path) and os.path.getsize(path) > size:
+                largest, size = path, os.path.getsize(path)
+    if not largest:
+        return 1.0
+    sampled = packed = 0
+    with open(largest, "rb") as handle:
+        for index in range(chunks):
+            handle.seek(max(0, size - chunk_size) * index // max(1, chunks - 1))
+            chunk = handle.read(chunk_size)
+            sampled += len(chunk)
+            packed += len(zlib.compress(chunk, 1))
+    return round(packed / sampled, 4) if sampled else 1.0
 
 
 class TransferError(EdgeError):
     """A transfer failed."""
 
 
-def ssh_command(ssh_key=None, known_hosts=None, port=None):
-    """The ssh command rsync runs: key-based, non-interactive, host key checked."""
+def ssh_command(ssh_key=None, known_hosts=None, port=None, control_path=None):
+    """The ssh command rsync runs: key-based, non-interactive, host key checked; with
+    control_path, one connection is shared by the transfers of a migration (an SSH handshake
+    costs about 0.25 s, which the frozen window should not pay)."""
     argv = ["ssh", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
             "-o", "ConnectTimeout=%d" % SSH_CONNECT_TIMEOUT, "-o", "ServerAliveInterval=5",
             "-o", "ServerAliveCountMax=3"]
@@ -43,15 +73,19 @@ def ssh_command(ssh_key=None, known_hosts=None, port=None):
         argv += ["-o", "UserKnownHostsFile=%s" % known_hosts]
     if port:
         argv += ["-p", str(port)]
+    if control_path and len(control_path) <= SSH_CONTROL_PATH_MAX:
+        argv += ["-o", "ControlMaster=auto", "-o", "ControlPath=%s" % control_path,
+                 "-o", "ControlPersist=%d" % SSH_CONTROL_PERSIST]
     return " ".join(shlex.quote(a) for a in argv)
 
 
 def rsync_command(src, dest_host, dest_dir, dest_user="root", ssh_key=None, known_hosts=None,
                   port=None, timeout=60, compress=False, whole_file=False, delete=True, compress_choice="zstd",
-                  extra_args=()):
+                  extra_args=(), control_path=None):
     """argv of an rsync that makes dest_host:dest_dir a copy of src (a directory); extra_args
     are more rsync options (e.g. what a container's filesystem needs, module_utils/edge_fs)."""
-    argv = ["rsync", "-a", "--stats", "--timeout=%d" % timeout, "-e", ssh_command(ssh_key, known_hosts, port),
+    argv = ["rsync", "-a", "--stats", "--timeout=%d" % timeout,
+            "-e", ssh_command(ssh_key, known_hosts, port, control_path),
             # The destination directory is created private (memory images hold secrets).
             "--rsync-path=mkdir -m 700 -p %s && rsync" % shlex.quote(dest_dir)]
     if delete:
@@ -77,6 +111,7 @@ def parse_stats(stdout):
         "bytes_received": number("Total bytes received"),
         "files_transferred": number("Number of regular files transferred"),
         "total_file_size": number("Total file size"),
+        "literal_data": number("Literal data"),
     }
 
 
@@ -95,3 +130,17 @@ def push(run, src, dest_host, dest_dir, **options):
 def _last_line(text):
     lines = [line for line in (text or "").splitlines() if line.strip()]
     return lines[-1] if lines else "no error output"
+
+
+def mark_done(run, dest_host, marker, dest_user="root", ssh_key=None, known_hosts=None, port=None, timeout=60,
+              control_path=None, **_options):
+    """Create the file marker on dest_host (over the shared connection when there is one): the
+    signal a waiter there (edge_restore wait_for_file) acts on once everything has arrived."""
+    argv = shlex.split(ssh_command(ssh_key, known_hosts, port, control_path))
+    argv += ["-o", "ServerAliveInterval=%d" % max(1, timeout // 3), "%s@%s" % (dest_user, dest_host),
+             "touch %s" % shlex.quote(marker)]
+    rc, _out, err = run(argv)
+    if rc != 0:
+        raise TransferError("could not tell %s that the transfer is complete (rc=%s): %s"
+                            % (dest_host, rc, _last_line(err)),
+                            cmd=" ".join(shlex.quote(a) for a in argv), rc=rc, stderr=err)

@@ -38,7 +38,8 @@ def openface(lab):
     remove_everywhere(lab, "openface")
 
 
-@pytest.mark.parametrize("strategy,hops", [("delta", ["edge2", "edge1", "edge2"]), ("rsync", ["edge2", "edge1"])])
+@pytest.mark.parametrize("strategy,hops", [("delta", ["edge2", "edge1", "edge2"]), ("rsync", ["edge2", "edge1"]),
+                                           ("iterative", ["edge3"])])
 def test_openface_keeps_its_state_over_several_hops(lab, openface, strategy, hops):
     first = request(lab["edge1"], 9999, "GET")["count"]
     checksum = request(lab["edge1"], 9999, "SUM")["sha256"]
@@ -55,7 +56,12 @@ def test_openface_keeps_its_state_over_several_hops(lab, openface, strategy, hop
         for phase in ("pre_checkpoint", "pre_rsync", "prepare", "checkpoint", "final_rsync", "restore", "migrate"):
             assert phase in report["phases"], phase
         assert report["downtime_s"] > 0 and report["bytes_warmup"] > 100e6
-        if strategy == "delta":
+        if strategy == "iterative":
+            rounds = report["warmup_rounds"]
+            assert 1 <= len(rounds["rounds"]) <= 4 and rounds["stop_reason"] in ("threshold", "not_shrinking",
+                                                                                 "max_rounds"), rounds
+            assert report["bytes_warmup"] > report["checkpoint_size"]  # the rounds sent their changes too
+        if strategy in ("delta", "iterative"):
             assert "xdelta_source" in report["phases"] and "xdelta_dest" in report["phases"]
             assert report["bytes_freeze"] < 0.05 * report["checkpoint_size"], report
         assert memory_images_left(lab) == []

@@ -107,6 +107,14 @@ def test_link_names_and_rates():
         bench.parse_args(["--services", "nope"])
 
 
+def test_default_cells_cover_every_acceptance_check():
+    cells = bench.parse_args([]).cells
+    assert ("openface-256", "100mbit+20ms", list(bench.STRATEGIES)) in cells
+    assert ("openface-1024", "100mbit+20ms", ["rsync", "delta"]) in cells
+    chosen = bench.parse_args(["--services", "simple", "--links", "unshaped", "--strategies", "cold,delta"]).cells
+    assert chosen == [("simple", "unshaped", ["cold", "delta"])]
+
+
 def test_ratios_on_the_report_downtime_when_run_without_prober():
     rows = [row("delta", 1, None, 20.0, floor=1.0), row("seed-delta", 1, None, 30.0)]
     rows[0]["report_downtime_s"], rows[1]["report_downtime_s"] = 2.0, 8.0

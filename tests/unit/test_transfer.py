@@ -1,9 +1,12 @@
+import os
+
 from ansible.module_utils.edge_transfer import parse_stats, rsync_command, ssh_command
 
 RSYNC_STATS = """
 Number of files: 12 (reg: 11, dir: 1)
 Number of regular files transferred: 11
 Total file size: 199,507,968 bytes
+Literal data: 1,234,567 bytes
 Total bytes sent: 199,582,121
 Total bytes received: 229
 """
@@ -36,4 +39,24 @@ def test_parse_stats():
     assert stats["bytes_received"] == 229
     assert stats["files_transferred"] == 11
     assert stats["total_file_size"] == 199507968
+    assert stats["literal_data"] == 1234567
     assert parse_stats("")["bytes_sent"] == 0
+
+
+def test_ssh_shares_one_connection_when_given_a_short_control_path():
+    ssh = ssh_command("/k/id", control_path="/w/m1/ssh")
+    assert "ControlMaster=auto" in ssh and "ControlPath=/w/m1/ssh" in ssh and "ControlPersist=" in ssh
+    assert "ControlMaster" not in ssh_command("/k/id", control_path="/" + "x" * 120)
+    assert "ControlMaster" not in ssh_command("/k/id")
+
+
+def test_compressed_ratio_tells_compressible_images_from_random_ones(tmp_path):
+    from ansible.module_utils.edge_transfer import compressed_ratio
+    (tmp_path / "heap").mkdir()
+    (tmp_path / "heap/pages-1.img").write_bytes(b"\0" * (4 << 20) + b"python heap " * 100000)
+    (tmp_path / "heap/core-1.img").write_bytes(os.urandom(1000))  # small: not the one sampled
+    (tmp_path / "random").mkdir()
+    (tmp_path / "random/pages-1.img").write_bytes(os.urandom(4 << 20))
+    assert compressed_ratio(str(tmp_path / "heap")) < 0.1
+    assert compressed_ratio(str(tmp_path / "random")) > 0.95
+    assert compressed_ratio(str(tmp_path / "nothing")) == 1.0
