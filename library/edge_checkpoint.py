@@ -28,6 +28,12 @@ options:
     description: Keep the container running after the dump.
     type: bool
     default: true
+  pages_checksums:
+    description:
+      - Also return the sha256 of the memory pages files (C(pages_sha256)), for the
+        destination to check its copy before the freeze (M(edge_restore) I(base_sha256)).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - edge
   - edge.checkpoint
@@ -53,6 +59,10 @@ size_bytes:
   description: Total size of the images.
   type: int
   returned: success
+pages_sha256:
+  description: sha256 of each memory pages file.
+  type: dict
+  returned: when I(pages_checksums) is true
 files:
   description: Number of image files.
   type: int
@@ -85,7 +95,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_docker import hold_restart_policy, inspect_container
 from ansible.module_utils.edge_errors import EdgeError
-from ansible.module_utils.edge_images import list_files, make_private_dir, remove_tree, tree_size
+from ansible.module_utils.edge_images import list_files, make_private_dir, pages_checksums, remove_tree, tree_size
 from ansible.module_utils.edge_module import CHECKPOINT_ARGS, DOCKER_ARGS, docker_api, fail, take_checkpoint
 
 
@@ -95,6 +105,7 @@ def main():
         checkpoint_dir=dict(type="path", required=True),
         checkpoint_name=dict(type="str", required=True),
         leave_running=dict(type="bool", default=True),
+        pages_checksums=dict(type="bool", default=False),
         **CHECKPOINT_ARGS, **DOCKER_ARGS), supports_check_mode=True)
     params = module.params
     path = os.path.join(params["checkpoint_dir"], params["checkpoint_name"])
@@ -120,7 +131,8 @@ def main():
         os.chmod(path, 0o700)
     except (EdgeError, OSError) as exc:
         fail(module, exc)
-    module.exit_json(changed=True, path=path, size_bytes=tree_size(path), files=len(list_files(path)),
+    extra = {"pages_sha256": pages_checksums(path)} if params["pages_checksums"] else {}
+    module.exit_json(changed=True, path=path, size_bytes=tree_size(path), files=len(list_files(path)), **extra,
                      duration_s=round(duration, 4), started_at=started_at, method=params["method"],
                      criu_dump=criu_dump, restart_policy=policy)
 

@@ -60,6 +60,14 @@ options:
       since:
         description: When the warm-up push of this directory began; unchanged since then, it is not sent again.
         type: float
+      listing:
+        description: The directories that push found stable (M(edge_fs_sync) I(listing)).
+        type: path
+  base_sha256:
+    description:
+      - sha256 of the memory pages files of I(base_dir) (M(edge_checkpoint) C(pages_sha256)),
+        written into the manifest for a destination that checks its copy before the freeze.
+    type: dict
   done_marker:
     description:
       - File created on the destination once everything has been pushed. It is the signal for a
@@ -189,8 +197,10 @@ def main():
         delta_dir=dict(type="path"),
         mode=dict(type="str", choices=["delta", "whole"], default="delta"),
         also_push=dict(type="list", elements="dict", default=[], options=dict(
-            src=dict(type="path", required=True), dest=dict(type="path", required=True), since=dict(type="float"))),
+            src=dict(type="path", required=True), dest=dict(type="path", required=True), since=dict(type="float"),
+            listing=dict(type="path"))),
         done_marker=dict(type="path"),
+        base_sha256=dict(type="dict"),
         **DELTA_ARGS, **SYNC_ARGS, **CHECKPOINT_ARGS, **DOCKER_ARGS),
         required_if=[("mode", "delta", ("base_dir", "delta_dir"))],
         supports_check_mode=True)
@@ -229,7 +239,8 @@ def main():
             with phases("xdelta_source"):
                 remove_tree(params["delta_dir"])
                 encode(runner(module), params["base_dir"], final_dir, params["delta_dir"],
-                       params["min_delta_size"], params["workers"], page_delta=params["page_delta"])
+                       params["min_delta_size"], params["workers"], page_delta=params["page_delta"],
+                       base_checksums=params["base_sha256"])
             result["delta_bytes"] = tree_size(params["delta_dir"])
             sent_dir, whole_file = params["delta_dir"], True
         else:

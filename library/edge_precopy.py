@@ -68,6 +68,10 @@ bytes_sent:
   description: Bytes sent over all rounds.
   type: int
   returned: success
+pages_sha256:
+  description: sha256 of each memory pages file of the last round's checkpoint (the new I(base_dir)).
+  type: dict
+  returned: success
 """
 
 import os
@@ -76,7 +80,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_docker import inspect_container
 from ansible.module_utils.edge_errors import EdgeError
-from ansible.module_utils.edge_images import remove_tree
+from ansible.module_utils.edge_images import pages_checksums, remove_tree
 from ansible.module_utils.edge_module import CHECKPOINT_ARGS, DOCKER_ARGS, docker_api, fail, runner, take_checkpoint
 from ansible.module_utils.edge_transfer import SYNC_ARGS, push, push_options
 
@@ -108,9 +112,10 @@ def main():
         module.fail_json(msg="the warm-up checkpoint %s is missing on this host" % params["base_dir"],
                          cmd=None, rc=None, stderr="")
     if params["max_rounds"] < 1:
-        module.exit_json(changed=False, rounds=[], stop_reason="max_rounds", bytes_sent=0)
+        module.exit_json(changed=False, rounds=[], stop_reason="max_rounds", bytes_sent=0,
+                         pages_sha256=pages_checksums(params["base_dir"]))
     if module.check_mode:
-        module.exit_json(changed=True, rounds=[], stop_reason=None, bytes_sent=0)
+        module.exit_json(changed=True, rounds=[], stop_reason=None, bytes_sent=0, pages_sha256={})
     checkpoint_dir = os.path.dirname(params["base_dir"].rstrip("/"))
     round_dir = os.path.join(checkpoint_dir, "round")
     rounds, reason = [], None
@@ -136,8 +141,8 @@ def main():
     except EdgeError as exc:
         remove_tree(round_dir)
         fail(module, exc, rounds=rounds)
-    module.exit_json(changed=True, rounds=rounds, stop_reason=reason,
-                     bytes_sent=sum(r["bytes_sent"] for r in rounds))
+    module.exit_json(changed=True, rounds=rounds, stop_reason=reason, bytes_sent=sum(r["bytes_sent"] for r in rounds),
+                     pages_sha256=pages_checksums(params["base_dir"]))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,13 @@ options:
     description: Seconds to wait for I(wait_for_file) before failing.
     type: float
     default: 600
+  base_sha256:
+    description:
+      - sha256 of the memory pages files of the warm-up checkpoint as the source has it
+        (M(edge_checkpoint) C(pages_sha256)). The copy in I(patch_base_dir) is checked
+        against them first (while waiting for the source, outside the frozen window); the
+        pages files rebuilt from it are then not checked again.
+    type: dict
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK), CRIU and xdelta3 on the host]
@@ -157,7 +164,7 @@ from ansible.module_utils.edge_docker import (
     wait_running,
 )
 from ansible.module_utils.edge_errors import EdgeError
-from ansible.module_utils.edge_images import decode
+from ansible.module_utils.edge_images import decode, pages_checksums
 from ansible.module_utils.edge_module import DOCKER_ARGS, Phases, docker_api, fail, runner
 
 
@@ -201,6 +208,16 @@ def use_runtime(module, api):
     return available
 
 
+def check_base(params):
+    """The destination's copy of the warm-up checkpoint is the source's (its pages files)."""
+    actual = pages_checksums(params["patch_base_dir"])
+    for name, expected in sorted(params["base_sha256"].items()):
+        if actual.get(name) != expected:
+            raise EdgeError("checksum mismatch for %s in this host's copy of the warm-up checkpoint: %s, the source "
+                            "has %s" % (name, actual.get(name, "no such file"), expected))
+    return actual
+
+
 def wait_for_source(params, result):
     """Wait for the source's signal (or the controller's abort) with a 10 ms poll."""
     deadline = time.monotonic() + params["wait_for_timeout"]
@@ -222,6 +239,7 @@ def wait_for_source(params, result):
 
 def start(module, api, phases, result):
     params = module.params
+    verified = check_base(params) if params["base_sha256"] and params["patch_base_dir"] else None
     if params["wait_for_file"]:
         wait_for_source(params, result)
     if params["checkpoint_path"] and not params["patch_delta_dir"] and not os.path.isdir(params["checkpoint_path"]):
@@ -237,7 +255,8 @@ def start(module, api, phases, result):
     result["changed"] = True
     if params["patch_delta_dir"]:
         with phases("xdelta_dest"):
-            decode(runner(module), params["patch_base_dir"], params["patch_delta_dir"], checkpoint_path)
+            decode(runner(module), params["patch_base_dir"], params["patch_delta_dir"], checkpoint_path,
+                   verified_base=verified)
     placed = None
     try:
         with phases("restore"):
@@ -285,6 +304,7 @@ def main():
         wait_for_file=dict(type="path"),
         abort_file=dict(type="path"),
         wait_for_timeout=dict(type="float", default=600),
+        base_sha256=dict(type="dict"),
         **DOCKER_ARGS),
         required_together=[("patch_base_dir", "patch_delta_dir")],
         required_by={"patch_delta_dir": "checkpoint_path"},

@@ -1,11 +1,12 @@
 """Page-level delta of CRIU memory images: pagemaps written here in CRIU's image format."""
 
+import json
 import os
 import struct
 
 import pytest
 from ansible.module_utils import edge_pagemap
-from ansible.module_utils.edge_images import decode, encode
+from ansible.module_utils.edge_images import ImageSetError, decode, encode, pages_checksums
 from criu_images import field
 
 PAGE = edge_pagemap.PAGE
@@ -96,3 +97,20 @@ def test_a_truncated_page_delta_is_rejected(dumps, tmp_path):
         handle.truncate(os.path.getsize(path) - 100)
     with pytest.raises(edge_pagemap.PagemapError, match="truncated"):
         edge_pagemap.decode(str(dumps / "base/pages-1.img"), path, str(tmp_path / "out.img"))
+
+
+def test_a_pages_file_rebuilt_from_a_checked_base_is_not_checked_again(dumps):
+    base = str(dumps / "base")
+    checksums = pages_checksums(base)
+    assert list(checksums) == ["pages-1.img"]
+    encode(run, base, str(dumps / "final"), str(dumps / "delta"), base_checksums=checksums)
+    # The source's checksum of the final pages file is spoiled: only a check would notice.
+    manifest_path = str(dumps / "delta/MANIFEST.json")
+    with open(manifest_path) as handle:
+        manifest = json.load(handle)
+    manifest["files"]["pages-2.img"]["sha256"] = "0" * 64
+    with open(manifest_path, "w") as handle:
+        json.dump(manifest, handle)
+    decode(run, base, str(dumps / "delta"), str(dumps / "rebuilt"), verified_base=checksums)
+    with pytest.raises(ImageSetError, match="checksum mismatch for pages-2.img"):
+        decode(run, base, str(dumps / "delta"), str(dumps / "rebuilt2"), verified_base={"pages-1.img": "1" * 64})
