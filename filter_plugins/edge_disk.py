@@ -137,14 +137,16 @@ def disk_trees(destination_storage, source_storage, plan):
 
 def disk_since(trees, warmup):
     """The trees to push again once the service is frozen, each with the time its warm-up
-    push began (what did not change since is not sent again)."""
-    began = {r["item"]["src"]: r.get("started_at") for r in (warmup or {}).get("results") or []
-             if isinstance(r.get("item"), dict) and r.get("started_at")}
+    push began and the listing it wrote (what did not change since is not sent again)."""
+    done = {r["item"]["src"]: r for r in (warmup or {}).get("results") or []
+            if isinstance(r.get("item"), dict) and r.get("started_at")}
     final = []
     for tree in trees or []:
         entry = {"src": tree["src"], "dest": tree["dest"]}
-        if began.get(tree["src"]):
-            entry["since"] = began[tree["src"]]
+        if tree["src"] in done:
+            entry["since"] = done[tree["src"]]["started_at"]
+            if done[tree["src"]].get("listing"):
+                entry["listing"] = done[tree["src"]]["listing"]
         final.append(entry)
     return final
 

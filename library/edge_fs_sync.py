@@ -23,6 +23,13 @@ options:
   since:
     description: Epoch time at which an earlier push of this tree began.
     type: float
+  listing:
+    description:
+      - A private file of this host. Without I(since) the push writes to it the directories
+        that did not change while it ran; with I(since) it is read, and a directory whose
+        change time moved but whose names, mode, owner and xattrs are as then counts as
+        unchanged (a checkpoint touches the container's /tmp).
+    type: path
 extends_documentation_fragment:
   - edge.sync
 requirements: [rsync (with ACL and xattr support) and ssh on both hosts, root on both]
@@ -61,6 +68,10 @@ duration_s:
   description: Seconds spent.
   type: float
   returned: success
+listing:
+  description: The file the stable directories were written to.
+  type: str
+  returned: when I(listing) was written
 cmd:
   description: The rsync command run.
   type: str
@@ -77,7 +88,7 @@ from ansible.module_utils.edge_transfer import SYNC_ARGS, TransferError, push_op
 
 def main():
     module = AnsibleModule(argument_spec=dict(src=dict(type="path", required=True),
-                                              since=dict(type="float"), **SYNC_ARGS),
+                                              since=dict(type="float"), listing=dict(type="path"), **SYNC_ARGS),
                            supports_check_mode=True)
     params = module.params
     if not os.path.isdir(params["src"]):
@@ -86,7 +97,7 @@ def main():
         module.exit_json(changed=True)
     try:
         stats = push_tree(runner(module), params["src"], params["dest_host"], params["dest_dir"], params["since"],
-                          **push_options(params))
+                          params["listing"], **push_options(params))
     except TransferError as exc:
         fail(module, exc)
     module.exit_json(changed=not stats["unchanged"], **stats)

@@ -4,6 +4,7 @@ overlayfs and the programs need (whiteouts are 0/0 character devices, opaque dir
 carry trusted.overlay.* xattrs; hard links, ACLs, capabilities, owners by number)."""
 
 import concurrent.futures
+import json
 import os
 import time
 
@@ -41,14 +42,38 @@ def tree_stats(path):
     return {"entries": entries, "files": files, "bytes": size}
 
 
-def changed_since(path, since):
+def _dir_state(path, entries, stat):
+    xattrs = {key: os.getxattr(path, key, follow_symlinks=False).hex()
+              for key in sorted(os.listxattr(path, follow_symlinks=False))}
+    return [sorted(entries), stat.st_mode, stat.st_uid, stat.st_gid, xattrs]
+
+
+def stable_dirs(path, since):
+    """The directories under path that nothing changed since before `since` (the start of a
+    push, so the push saw them as they are), each with its names, mode, owner and xattrs."""
+    found = {}
+    for root, dirs, names in os.walk(path):
+        stat = os.lstat(root)
+        if stat.st_ctime < since - CTIME_SLACK_S:
+            found[os.path.relpath(root, path)] = _dir_state(root, dirs + names, stat)
+    return found
+
+
+def changed_since(path, since, stable=None):
     """Whether anything under path (path included) was created, written, renamed, deleted
     or had its attributes changed since the epoch time `since`: every such change sets the
-    inode change time of the entry or of its directory, and no program can set it back."""
+    inode change time of the entry or of its directory, and no program can set it back.
+    A directory of `stable` (stable_dirs() after the push that began at `since`) whose
+    change time moved but that holds the same names with the same mode, owner and xattrs
+    counts as unchanged: a checkpoint makes and removes a temporary entry in the
+    container's /tmp, which must not cost the frozen window a push."""
     limit = since - CTIME_SLACK_S
+    stable = stable or {}
     try:
         for root, dirs, names in os.walk(path):
-            if os.lstat(root).st_ctime >= limit:
+            stat = os.lstat(root)
+            if stat.st_ctime >= limit and stable.get(os.path.relpath(root, path)) != _dir_state(root, dirs + names,
+                                                                                                   stat):
                 return True
             for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
                 if os.lstat(os.path.join(root, name)).st_ctime >= limit:
@@ -58,28 +83,42 @@ def changed_since(path, since):
     return False
 
 
-def push_tree(run, src, dest_host, dest_dir, since=None, **options):
+def push_tree(run, src, dest_host, dest_dir, since=None, listing=None, **options):
     """Make dest_host:dest_dir an exact copy of the tree src (rsync's delta transfer for
     files the destination already has, deletions included). With `since` (when an earlier
-    push of the same tree began), an unchanged tree is not sent again."""
+    push of the same tree began), an unchanged tree is not sent again; `listing` is then the
+    file in which that push wrote its stable directories. Without `since`, the push writes
+    them to `listing` (a private file of this host)."""
     began, started = time.monotonic(), time.time()
-    if since is not None and not changed_since(src, since):
+    if since is not None and not changed_since(src, since, _read_listing(listing)):
         stats = {"unchanged": True, "bytes_sent": 0, "files_transferred": 0}
     else:
         stats = push(run, src, dest_host, dest_dir, whole_file=False, extra_args=TREE_FLAGS, **options)
         stats["unchanged"] = False
+        if since is None and listing:
+            with open(os.open(listing, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+                json.dump(stable_dirs(src, started), handle)
+            stats["listing"] = listing
     stats.update(src=src, dest=dest_dir, started_at=started, duration_s=round(time.monotonic() - began, 4))
     return stats
 
 
+def _read_listing(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (TypeError, OSError, ValueError):  # none given, gone or damaged: judge by times alone
+        return None
+
+
 def push_trees(run, trees, dest_host, **options):
-    """push_tree for each {src, dest[, since]} of trees, all at once; the first failure is raised
+    """push_tree for each {src, dest[, since, listing]} of trees, all at once; the first failure is raised
     once every push has ended."""
     if not trees:
         return []
     with concurrent.futures.ThreadPoolExecutor(max_workers=len(trees)) as pool:
-        futures = [pool.submit(push_tree, run, tree["src"], dest_host, tree["dest"], tree.get("since"), **options)
-                   for tree in trees]
+        futures = [pool.submit(push_tree, run, tree["src"], dest_host, tree["dest"], tree.get("since"),
+                               tree.get("listing"), **options) for tree in trees]
         concurrent.futures.wait(futures)
     return [future.result() for future in futures]
 

@@ -116,8 +116,9 @@ def test_trees_pair_source_and_destination_by_mount_path():
 
 def test_the_freeze_pushes_each_tree_with_the_start_of_its_warm_up_push():
     trees = [{"src": "/a", "dest": "/x", "what": "layer"}, {"src": "/b", "dest": "/y", "what": "volume v"}]
-    warmup = {"results": [{"item": trees[0], "started_at": 100.5}, {"item": trees[1], "started_at": 101.0}]}
-    assert disk_since(trees, warmup) == [{"src": "/a", "dest": "/x", "since": 100.5},
+    warmup = {"results": [{"item": trees[0], "started_at": 100.5, "listing": "/w/disk-0.listing"},
+                          {"item": trees[1], "started_at": 101.0}]}
+    assert disk_since(trees, warmup) == [{"src": "/a", "dest": "/x", "since": 100.5, "listing": "/w/disk-0.listing"},
                                          {"src": "/b", "dest": "/y", "since": 101.0}]
     assert disk_since(trees, {}) == [{"src": "/a", "dest": "/x"}, {"src": "/b", "dest": "/y"}]
 
@@ -252,3 +253,45 @@ def test_fs_sync_to_an_unreachable_host_fails_with_rsync_details(run_module, tmp
     outcome, result = run_module("edge_fs_sync", {"src": str(tmp_path), "dest_host": "127.0.0.1", "ssh_port": 1,
                                                   "dest_dir": "/tmp/x", "timeout": 5})
     assert outcome == "fail" and "rsync from" in result["msg"] and "--xattrs" in result["cmd"]
+
+
+def test_a_directory_touched_by_a_checkpoint_is_not_pushed_again_but_real_changes_are(tmp_path, monkeypatch):
+    """A checkpoint makes and removes an entry in the container's /tmp: the directory's change
+    time moves, nothing else. A directory that changed while the warm-up push ran is never
+    trusted, whatever it holds later."""
+    monkeypatch.setattr(edge_fs, "CTIME_SLACK_S", 0.0)
+    tree = tmp_path / "upper"
+    (tree / "tmp").mkdir(parents=True)
+    (tree / "busy").mkdir()
+    (tree / "tmp" / "kept").write_text("x")
+    listing = str(tmp_path / "disk-0.listing")
+    busy = []
+
+    def run(argv):  # the push; with busy, the service makes and removes a file in busy/ meanwhile
+        if busy:
+            (tree / "busy" / "scratch").write_text("y")
+            os.remove(tree / "busy" / "scratch")
+        return 0, "Total bytes sent: 10\n", ""
+
+    def warm_up():
+        later()
+        warm = edge_fs.push_tree(run, str(tree), "h", "/d", listing=listing)
+        assert warm["listing"] == listing and oct(os.stat(listing).st_mode & 0o777) == "0o600"
+        later()
+        return warm["started_at"]
+
+    since = warm_up()
+    (tree / "tmp" / ".criu.tmp").mkdir()
+    os.rmdir(tree / "tmp" / ".criu.tmp")
+    assert edge_fs.changed_since(str(tree), since)  # by times alone
+    assert edge_fs.push_tree(run, str(tree), "h", "/d", since=since, listing=listing)["unchanged"] is True
+    os.chmod(tree / "tmp", 0o700)
+    assert edge_fs.changed_since(str(tree), since, edge_fs._read_listing(listing))
+    os.chmod(tree / "tmp", 0o755)
+    (tree / "tmp" / "kept").unlink()
+    assert edge_fs.changed_since(str(tree), since, edge_fs._read_listing(listing))
+
+    busy.append(True)
+    since = warm_up()
+    assert "busy" not in edge_fs._read_listing(listing)
+    assert edge_fs.push_tree(run, str(tree), "h", "/d", since=since, listing=listing)["unchanged"] is False
