@@ -46,7 +46,7 @@ options:
     description:
       - Calibrate from earlier migration reports in I(reports_dir) the constants the estimate
         cannot measure, and take the median of the play's remote task cost and the ones the
-        migrations of the last half hour show.
+        migrations of the last ten minutes show (at most four).
     type: bool
     default: true
   correct:

@@ -252,9 +252,9 @@ LIVE_PHASES = ("pre_checkpoint", "pre_rsync", "pre_fs_sync", "checkpoint", "xdel
                "final_rsync", "xdelta_dest", "restore")
 
 
-def overhead_from_reports(reports, now, window_s=1800, limit=8):
+def overhead_from_reports(reports, now, window_s=600, limit=4):
     """What a remote Ansible task cost in the newest successful live migrations of the last
-    half hour on this controller: (total - its modules' phases - controller-side tasks) /
+    ten minutes on this controller (older ones describe another load): (total - its modules' phases - controller-side tasks) /
     tasks, one value per migration, oldest first."""
     values = []
     for r in reports:

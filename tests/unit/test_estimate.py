@@ -172,10 +172,10 @@ def test_task_overhead_from_recent_migrations():
     def migration(started, total, strategy="delta", outcome="migrated"):
         return {"strategy": strategy, "outcome": outcome, "started_epoch": started, "total_s": total,
                 "phases": {"pre_checkpoint": 1.0, "pre_rsync": 2.0, "checkpoint": 1.0, "restore": 1.0, "migrate": 50}}
-    reports = [migration(100, 99.0),            # more than an hour before: left out
-               migration(4000, 27.0), migration(4100, 38.0), migration(4200, 9.0, strategy="cold"),
-               migration(4300, 99.0, outcome="failed")]
-    # (27 - 5 - 2) / 11 and (38 - 5 - 2) / 11; the first is more than half an hour before
+    reports = [migration(100, 99.0),            # more than ten minutes before: left out
+               migration(4500, 27.0), migration(4600, 38.0), migration(4700, 9.0, strategy="cold"),
+               migration(4800, 99.0, outcome="failed")]
+    # (27 - 5 - 2) / 11 and (38 - 5 - 2) / 11
     assert model.overhead_from_reports(reports, now=5000) == pytest.approx([20 / 11, 31 / 11])
     assert model.overhead_from_reports(reports[:1], now=5000) == []
     assert model.task_overhead(7.0, [2.0, 3.0]) == 3.0 and model.task_overhead(7.0, []) == 7.0
