@@ -45,8 +45,10 @@ options:
   calibrate:
     description:
       - Calibrate from earlier migration reports in I(reports_dir) the constants the estimate
-        cannot measure, and take the median of the play's remote task cost and the ones the
-        migrations of the last ten minutes show (at most four).
+        cannot measure, and the remote task cost - the play's reading scaled by the median
+        ratio of what earlier migrations cost per task to their estimate's reading (newest
+        eight estimate-then-migration pairs), or without such pairs the median of the
+        reading and what the migrations of the last ten minutes show (at most four).
     type: bool
     default: true
   correct:
@@ -138,6 +140,7 @@ from ansible.module_utils.edge_estimate import (
     corrected,
     correction,
     overhead_from_reports,
+    overhead_ratio,
     pair,
     predict_all,
     reference,
@@ -205,17 +208,25 @@ def main():
     m.update(timings)
     reports, estimates = history(params["reports_dir"]) if params["calibrate"] else ([], [])
     now = datetime.datetime.now(datetime.timezone.utc)
+    pairs = pair(estimates, reports)
+    ratio = overhead_ratio(pairs)
     recent = overhead_from_reports(reports, now.timestamp())
-    if recent and "task_overhead_s" in m:
-        m["task_overhead_now_s"], m["task_overhead_recent_s"] = m["task_overhead_s"], recent
-        m["task_overhead_s"] = task_overhead(m["task_overhead_s"], recent)
+    if "task_overhead_s" in m and (ratio or recent):
+        m["task_overhead_now_s"] = m["task_overhead_s"]
+        if ratio:
+            # This moment's load, scaled by how earlier migrations compared with their estimates.
+            m["task_overhead_ratio"] = ratio
+            m["task_overhead_s"] = m["task_overhead_s"] * ratio
+        else:
+            m["task_overhead_recent_s"] = recent
+            m["task_overhead_s"] = task_overhead(m["task_overhead_s"], recent)
     m["copies_layer"] = params["copies_layer"]
     if "task_trivial_s" in m and "task_overhead_s" in m:
         m["local_s"] = TRIVIAL_TASKS * m["task_trivial_s"] + LOCAL_MODULE_FACTOR * m["task_overhead_s"]
     calibrated = calibrate(reports, now=now.timestamp())
     try:
         model = predict_all(m, calibrated)
-        factors = correction(pair(estimates, reports)) if params["correct"] != "none" else {}
+        factors = correction(pairs) if params["correct"] != "none" else {}
         predictions = corrected(model, factors, ("total", "downtime") if params["correct"] == "both" else ("downtime",))
         ref = reference(m, calibrated)
         chosen = choose(predictions, params["allowed"])

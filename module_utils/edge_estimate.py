@@ -254,17 +254,38 @@ LIVE_PHASES = ("pre_checkpoint", "pre_rsync", "pre_fs_sync", "checkpoint", "xdel
 
 def overhead_from_reports(reports, now, window_s=600, limit=4):
     """What a remote Ansible task cost in the newest successful live migrations of the last
-    ten minutes on this controller (older ones describe another load): (total - its modules' phases - controller-side tasks) /
-    tasks, one value per migration, oldest first."""
+    ten minutes on this controller (older ones describe another load), one value per
+    migration, oldest first (implied_overhead)."""
     values = []
     for r in reports:
         started = r.get("started_epoch")
         if (r.get("outcome") != "migrated" or r.get("strategy") not in ("delta", "rsync") or not started
                 or now - started > window_s or not r.get("total_s")):
             continue
-        busy = sum(v for k, v in (r.get("phases") or {}).items() if k in LIVE_PHASES and v)
-        values.append((r["total_s"] - busy - DEFAULTS["local_s"]) / LIVE_REMOTE_TASKS)
+        values.append(implied_overhead(r))
     return [v for v in values if v > 0][-limit:]
+
+
+def implied_overhead(report):
+    """A live migration's remote task cost: (total - its modules' phases - controller tasks) / tasks."""
+    busy = sum(v for k, v in (report.get("phases") or {}).items() if k in LIVE_PHASES and v)
+    return (report["total_s"] - busy - DEFAULTS["local_s"]) / LIVE_REMOTE_TASKS
+
+
+def overhead_ratio(pairs, limit=8):
+    """How much more a migration's remote task cost than the estimate's own reading just before
+    it (the estimate's calls are lighter than a migration's): the median over the newest pairs
+    of live migrations, or None. Both scale with the machine's load; their ratio does not."""
+    ratios = []
+    for e, r in pairs:
+        reading = (e.get("measurements") or {}).get("task_overhead_now_s") or \
+            (e.get("measurements") or {}).get("task_overhead_s")
+        if r.get("strategy") in ("delta", "rsync") and reading and r.get("total_s"):
+            implied = implied_overhead(r)
+            if implied > 0:
+                ratios.append(implied / reading)
+    ratios = ratios[-limit:]
+    return statistics.median(ratios) if ratios else None
 
 
 def task_overhead(now_reading, recent):

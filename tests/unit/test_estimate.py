@@ -181,6 +181,17 @@ def test_task_overhead_from_recent_migrations():
     assert model.task_overhead(7.0, [2.0, 3.0]) == 3.0 and model.task_overhead(7.0, []) == 7.0
 
 
+def test_overhead_ratio_from_estimate_then_migration_pairs():
+    phases = {"pre_checkpoint": 1.0, "pre_rsync": 2.0, "checkpoint": 1.0, "restore": 1.0}
+    pairs = [({"measurements": {"task_overhead_now_s": 1.0}},
+              {"strategy": "delta", "total_s": 5 + 2 + 22.0, "phases": phases}),   # 2 s a task: x2
+             ({"measurements": {"task_overhead_s": 2.0}},
+              {"strategy": "rsync", "total_s": 5 + 2 + 33.0, "phases": phases}),   # 3 s a task: x1.5
+             ({"measurements": {"task_overhead_s": 2.0}}, {"strategy": "cold", "total_s": 99.0, "phases": {}})]
+    assert model.overhead_ratio(pairs) == pytest.approx(1.75)
+    assert model.overhead_ratio([]) is None
+
+
 def test_fit_line_needs_spread_and_a_physical_fit():
     assert model.fit_line([(1, 1), (1.5, 2), (1.2, 3)]) is None  # sizes too close
     assert model.fit_line([(1, 5), (3, 3), (9, 1)]) is None  # slower for bigger checkpoints? not a restore
