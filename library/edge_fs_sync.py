@@ -81,9 +81,10 @@ cmd:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_fs import push_tree
 from ansible.module_utils.edge_module import fail, runner
-from ansible.module_utils.edge_transfer import SYNC_ARGS, TransferError, push_options
+from ansible.module_utils.edge_transfer import SYNC_ARGS, push_options
 
 
 def main():
@@ -98,8 +99,10 @@ def main():
     try:
         stats = push_tree(runner(module), params["src"], params["dest_host"], params["dest_dir"], params["since"],
                           params["listing"], **push_options(params))
-    except TransferError as exc:
+    except EdgeError as exc:
         fail(module, exc)
+    except OSError as exc:
+        fail(module, EdgeError("push of %s failed: %s" % (params["src"], exc)))
     module.exit_json(changed=not stats["unchanged"], **stats)
 
 

@@ -90,6 +90,8 @@ def push_tree(run, src, dest_host, dest_dir, since=None, listing=None, **options
     file in which that push wrote its stable directories. Without `since`, the push writes
     them to `listing` (a private file of this host)."""
     began, started = time.monotonic(), time.time()
+    if since is None and listing:
+        os.makedirs(os.path.dirname(listing), mode=0o700, exist_ok=True)
     if since is not None and not changed_since(src, since, _read_listing(listing)):
         stats = {"unchanged": True, "bytes_sent": 0, "files_transferred": 0}
     else:

@@ -295,3 +295,10 @@ def test_a_directory_touched_by_a_checkpoint_is_not_pushed_again_but_real_change
     since = warm_up()
     assert "busy" not in edge_fs._read_listing(listing)
     assert edge_fs.push_tree(run, str(tree), "h", "/d", since=since, listing=listing)["unchanged"] is False
+
+
+def test_the_listing_goes_in_a_private_directory_made_for_it(tmp_path):
+    (tmp_path / "upper").mkdir()
+    listing = tmp_path / "work" / "m1" / "disk-0.listing"  # cold: no checkpoint made the directory
+    edge_fs.push_tree(lambda argv: (0, "", ""), str(tmp_path / "upper"), "h", "/d", listing=str(listing))
+    assert listing.is_file() and oct(os.stat(listing.parent).st_mode & 0o777) == "0o700"
