@@ -223,7 +223,7 @@ def main():
     m["copies_layer"] = params["copies_layer"]
     if "task_trivial_s" in m and "task_overhead_s" in m:
         m["local_s"] = TRIVIAL_TASKS * m["task_trivial_s"] + LOCAL_MODULE_FACTOR * m["task_overhead_s"]
-    calibrated = calibrate(reports, now=now.timestamp())
+    calibrated = calibrate(reports)
     try:
         model = predict_all(m, calibrated)
         factors = correction(pairs) if params["correct"] != "none" else {}
