@@ -48,7 +48,8 @@ options:
         cannot measure, and the remote task cost - the play's reading scaled by the median
         ratio of what earlier migrations cost per task to their estimate's reading (newest
         eight estimate-then-migration pairs), or without such pairs the median of the
-        reading and what the migrations of the last ten minutes show (at most four).
+        reading and what the migrations of the last ten minutes show (at most four); with
+        pairs, the restore's fixed part is scaled to the reading the same way.
     type: bool
     default: true
   correct:
@@ -144,6 +145,7 @@ from ansible.module_utils.edge_estimate import (
     pair,
     predict_all,
     reference,
+    restore_per_reading,
     table,
     task_overhead,
 )
@@ -224,6 +226,11 @@ def main():
     if "task_trivial_s" in m and "task_overhead_s" in m:
         m["local_s"] = TRIVIAL_TASKS * m["task_trivial_s"] + LOCAL_MODULE_FACTOR * m["task_overhead_s"]
     calibrated = calibrate(reports)
+    per_reading = restore_per_reading(pairs, calibrated.get("restore_Bps", DEFAULTS["restore_Bps"]))
+    reading = m.get("task_overhead_now_s") or m.get("task_overhead_s")
+    if per_reading is not None and reading:
+        # CRIU's restore follows the load as the task cost does: this moment's share of it.
+        calibrated["restore_fixed_s"] = per_reading * reading
     try:
         model = predict_all(m, calibrated)
         factors = correction(pairs) if params["correct"] != "none" else {}

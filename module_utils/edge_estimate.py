@@ -288,6 +288,21 @@ def overhead_ratio(pairs, limit=8):
     return statistics.median(ratios) if ratios else None
 
 
+def restore_per_reading(pairs, restore_Bps, limit=8):
+    """CRIU's restore's fixed part in units of the estimate's task-cost reading (both follow
+    the machine's load): the median over the newest live pairs of (restore - size / rate) /
+    reading, or None."""
+    ratios = []
+    for e, r in pairs:
+        m = e.get("measurements") or {}
+        reading = m.get("task_overhead_now_s") or m.get("task_overhead_s")
+        restore = (r.get("phases") or {}).get("restore")
+        if r.get("strategy") in ("delta", "rsync") and reading and restore and r.get("checkpoint_size"):
+            ratios.append(max(0.0, restore - r["checkpoint_size"] / restore_Bps) / reading)
+    ratios = ratios[-limit:]
+    return statistics.median(ratios) if ratios else None
+
+
 def task_overhead(now_reading, recent):
     """The remote task cost to predict with: the median of this estimate's own reading and the
     recent migrations' (one reading is one moment of a shared machine's load)."""

@@ -190,6 +190,11 @@ def test_overhead_ratio_from_estimate_then_migration_pairs():
              ({"measurements": {"task_overhead_s": 2.0}}, {"strategy": "cold", "total_s": 99.0, "phases": {}})]
     assert model.overhead_ratio(pairs) == pytest.approx(1.75)
     assert model.overhead_ratio([]) is None
+    for _e, r in pairs:
+        r["checkpoint_size"] = 1e8
+    # (1.0 - 0.1) / 1.0 and (1.0 - 0.1) / 2.0 at 1 GB/s
+    assert model.restore_per_reading(pairs, 1e9) == pytest.approx((0.9 + 0.45) / 2)
+    assert model.restore_per_reading([], 1e9) is None
 
 
 def test_fit_line_needs_spread_and_a_physical_fit():
