@@ -96,7 +96,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 phases:
-  description: Seconds per phase (checkpoint, xdelta_source, final_rsync, final_fs_sync (alongside both), signal).
+  description: Seconds per phase (checkpoint, xdelta_source, final_fs_sync (beside xdelta_source), final_rsync).
   type: dict
   returned: always
 frozen:
@@ -162,7 +162,7 @@ from ansible.module_utils.edge_module import (
     runner,
     take_checkpoint,
 )
-from ansible.module_utils.edge_transfer import SYNC_ARGS, mark_done, push, push_options
+from ansible.module_utils.edge_transfer import SYNC_ARGS, push, push_options
 
 
 def _controller_gone():
@@ -245,15 +245,14 @@ def main():
             sent_dir, whole_file = params["delta_dir"], True
         else:
             sent_dir, whole_file = final_dir, False
-        with phases("final_rsync"):
-            stats = push(runner(module), sent_dir, params["dest_host"], params["dest_dir"],
-                         whole_file=whole_file, **push_options(params))
-        result["bytes_sent"] = stats["bytes_sent"]
         if files:
             result["fs_sync"] = files.result()
-        if params["done_marker"] and not _controller_gone():
-            with phases("signal"):
-                mark_done(runner(module), params["dest_host"], params["done_marker"], **push_options(params))
+        # The last push also leaves the signal; not when nobody would hear how this ends.
+        marker = params["done_marker"] if params["done_marker"] and not _controller_gone() else None
+        with phases("final_rsync"):
+            stats = push(runner(module), sent_dir, params["dest_host"], params["dest_dir"],
+                         whole_file=whole_file, inplace=False, done_marker=marker, **push_options(params))
+        result["bytes_sent"] = stats["bytes_sent"]
     except EdgeError as exc:
         fail(module, exc, **result)
     except OSError as exc:

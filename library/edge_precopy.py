@@ -131,7 +131,7 @@ def main():
             os.chmod(round_dir, 0o700)
             checkpointed = time.monotonic()
             stats = push(runner(module), round_dir, params["dest_host"], params["dest_dir"], whole_file=False,
-                         extra_args=["--block-size=%d" % ROUND_BLOCK_SIZE], **push_options(params))
+                         inplace=False, extra_args=["--block-size=%d" % ROUND_BLOCK_SIZE], **push_options(params))
             remove_tree(params["base_dir"])
             os.rename(round_dir, params["base_dir"])
             rounds.append(dict(checkpoint_s=round(checkpointed - begin, 4),

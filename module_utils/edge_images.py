@@ -96,7 +96,8 @@ def encode(run, base_dir, target_dir, delta_dir, min_delta_size=65536, workers=N
             # A dump this code does not understand (lazy pages, a new image format): xdelta3 still works.
             if os.path.exists(out):
                 os.remove(out)
-            return xdelta(name) if os.path.isfile(os.path.join(base_dir, name)) else whole(name)
+            found = xdelta(name) if os.path.isfile(os.path.join(base_dir, name)) else whole(name)
+            return dict(found, sha256=sha256_file(os.path.join(target_dir, name)))
         return dict(encoding="pages", base=base_pages, payload=os.path.getsize(out),
                     changed_pages=stats["changed_pages"], base_sha256=(base_checksums or {}).get(base_pages))
 
@@ -127,6 +128,9 @@ def encode(run, base_dir, target_dir, delta_dir, min_delta_size=65536, workers=N
 
     def checksum(name):
         path = os.path.join(target_dir, name)
+        if name in paged and paged[name][1] in (base_checksums or {}):
+            # The destination checks its base before the freeze instead (decode's verified_base).
+            return dict(size=os.path.getsize(path))
         return dict(size=os.path.getsize(path), sha256=sha256_file(path))
 
     for name in names:
@@ -175,10 +179,12 @@ def decode(run, base_dir, delta_dir, out_dir, workers=None, verified_base=None):
         name, entry = item
         out = os.path.join(out_dir, name)
         os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
+        checked_base = entry["encoding"] == "pages" and entry.get("base_sha256") and \
+            (verified_base or {}).get(entry["base"]) == entry["base_sha256"]
         if entry["encoding"] == "pages":
             try:
                 edge_pagemap.decode(os.path.join(base_dir, entry["base"]),
-                                    os.path.join(delta_dir, name + PAGE_DELTA_SUFFIX), out)
+                                    os.path.join(delta_dir, name + PAGE_DELTA_SUFFIX), out, consume_base=checked_base)
             except (OSError, edge_pagemap.PagemapError) as exc:
                 raise ImageSetError("could not rebuild %s from its page delta: %s" % (name, exc)) from exc
         elif entry["encoding"] == "vcdiff":
@@ -189,9 +195,10 @@ def decode(run, base_dir, delta_dir, out_dir, workers=None, verified_base=None):
                 raise ImageSetError("xdelta3 could not rebuild %s" % name, cmd=" ".join(argv), rc=rc, stderr=err)
         else:
             shutil.copyfile(os.path.join(delta_dir, name), out)
-        if entry["encoding"] == "pages" and entry.get("base_sha256") and \
-                (verified_base or {}).get(entry["base"]) == entry["base_sha256"]:
+        if checked_base:
             return entry["size"]
+        if not entry.get("sha256"):
+            raise ImageSetError("%s has no checksum in the manifest and its base was not checked" % name)
         actual = sha256_file(out)
         if actual != entry["sha256"]:
             raise ImageSetError("checksum mismatch for %s: rebuilt %s, source had %s"

@@ -211,31 +211,52 @@ def _changed_pages(delta, base, base_offset, pages, path):
     return b"".join(out)
 
 
-def decode(base_pages, delta_path, out_path):
-    """Rebuild the target pages file from base_pages and the delta; returns its size."""
-    with open(delta_path, "rb") as delta, open(base_pages, "rb") as base, \
-            open(os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb", buffering=0) as out:
+def decode(base_pages, delta_path, out_path, consume_base=False):
+    """Rebuild the target pages file from base_pages and the delta; returns its size.
+    consume_base: when every page sits at the same offset in both files (the process mapped
+    nothing new, the usual case between two dumps seconds apart), write the changed pages into
+    base_pages itself and move it to out_path instead of copying 300 MB (base_pages is gone)."""
+    with open(delta_path, "rb") as delta:
         if delta.read(len(MAGIC)) != MAGIC:
             raise PagemapError("%s is not a page delta" % delta_path)
         (count,) = struct.unpack("<I", delta.read(4))
         table = delta.read(count * RUN.size)
         if len(table) != count * RUN.size:
             raise PagemapError("%s is truncated" % delta_path)
-        written = 0
-        for kind, pages, base_offset in RUN.iter_unpack(table):
-            length = pages * PAGE
-            if kind == COPY:
-                _copy_range(base.fileno(), out.fileno(), base_offset, written, length)
-            elif kind == NEW:
-                os.pwrite(out.fileno(), _read(delta, length, delta_path), written)
-            elif kind == CHANGED:
-                os.pwrite(out.fileno(), _changed_pages(delta, base.fileno(), base_offset, pages, delta_path), written)
-            else:
-                raise PagemapError("%s has an unknown run kind %d" % (delta_path, kind))
-            written += length
+        runs = list(RUN.iter_unpack(table))
+        in_place = consume_base and _same_layout(runs, os.path.getsize(base_pages))
+        target = base_pages if in_place else out_path
+        flags = os.O_RDWR if in_place else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        with open(base_pages, "rb") as base, open(os.open(target, flags, 0o600), "wb", buffering=0) as out:
+            written = 0
+            for kind, pages, base_offset in runs:
+                length = pages * PAGE
+                if kind == COPY:
+                    if not in_place:
+                        _copy_range(base.fileno(), out.fileno(), base_offset, written, length)
+                elif kind == NEW:
+                    os.pwrite(out.fileno(), _read(delta, length, delta_path), written)
+                elif kind == CHANGED:
+                    os.pwrite(out.fileno(), _changed_pages(delta, base.fileno(), base_offset, pages, delta_path),
+                              written)
+                else:
+                    raise PagemapError("%s has an unknown run kind %d" % (delta_path, kind))
+                written += length
         if delta.read(1):
             raise PagemapError("%s has data after its last page" % delta_path)
-        return written
+    if in_place:
+        os.rename(base_pages, out_path)
+    return written
+
+
+def _same_layout(runs, base_size):
+    """Whether every kept or changed page is at the same offset in the base, and nothing new."""
+    written = 0
+    for kind, pages, base_offset in runs:
+        if kind == NEW or base_offset != written:
+            return False
+        written += pages * PAGE
+    return written == base_size
 
 
 def _copy_range(src, dst, src_offset, dst_offset, length):

@@ -114,3 +114,20 @@ def test_a_pages_file_rebuilt_from_a_checked_base_is_not_checked_again(dumps):
     decode(run, base, str(dumps / "delta"), str(dumps / "rebuilt"), verified_base=checksums)
     with pytest.raises(ImageSetError, match="checksum mismatch for pages-2.img"):
         decode(run, base, str(dumps / "delta"), str(dumps / "rebuilt2"), verified_base={"pages-1.img": "1" * 64})
+
+
+def test_same_layout_patches_the_checked_base_in_place(tmp_path):
+    heap = pages(50)
+    write_dump(str(tmp_path / "base"), [(0x400000, heap)])
+    changed = list(heap)
+    changed[7] = os.urandom(PAGE)
+    write_dump(str(tmp_path / "final"), [(0x400000, changed)])
+    checksums = pages_checksums(str(tmp_path / "base"))
+    manifest = encode(run, str(tmp_path / "base"), str(tmp_path / "final"), str(tmp_path / "delta"),
+                      base_checksums=checksums)
+    assert "sha256" not in manifest["files"]["pages-1.img"]  # the destination checks the base instead
+    decode(run, str(tmp_path / "base"), str(tmp_path / "delta"), str(tmp_path / "rebuilt"), verified_base=checksums)
+    assert (tmp_path / "rebuilt/pages-1.img").read_bytes() == b"".join(changed)
+    assert not (tmp_path / "base/pages-1.img").exists()  # moved, not copied
+    with pytest.raises(ImageSetError, match="no checksum"):
+        decode(run, str(tmp_path / "final"), str(tmp_path / "delta"), str(tmp_path / "again"))

@@ -27,10 +27,29 @@ def test_rsync_pushes_to_destination_with_timeout_and_private_dir():
     assert "--rsync-path=mkdir -m 700 -p /w/m1/base && rsync" in argv
 
 
+def test_rsync_leaves_a_marker_once_the_destination_has_everything(tmp_path):
+    import subprocess
+    argv = rsync_command("/w/d", "h", "/x y/d", done_marker="/x y/sent")
+    remote = [a for a in argv if a.startswith("--rsync-path=")][0][len("--rsync-path="):]
+    # What the destination's shell runs: rsync appends its server arguments.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "rsync").write_text("#!/bin/sh\necho \"$@\" > %s/args\nexit ${RSYNC_RC:-0}\n" % tmp_path)
+    (fake / "rsync").chmod(0o755)
+    marker = tmp_path / "sent"
+    remote = remote.replace("/x y/sent", str(marker)).replace("'/x y/d'", str(tmp_path / "d"))
+    env = {"PATH": "%s:/usr/bin:/bin" % fake}
+    subprocess.run(["sh", "-c", remote + " --server -a . d/"], env=dict(env, RSYNC_RC="1"), check=False)
+    assert not marker.exists()
+    subprocess.run(["sh", "-c", remote + " --server -a . d/"], env=env, check=True)
+    assert marker.exists() and (tmp_path / "args").read_text().strip() == "--server -a . d/"
+
+
 def test_rsync_delta_mode_and_compression():
     argv = rsync_command("/w/final", "h", "/d", whole_file=False, compress=True)
     assert "--no-whole-file" in argv and "--inplace" in argv
     assert "--compress-choice=zstd" in argv
+    assert "--inplace" not in rsync_command("/w/final", "h", "/d", whole_file=False, inplace=False)
 
 
 def test_parse_stats():
