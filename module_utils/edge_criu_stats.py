@@ -1,4 +1,5 @@
-"""CRIU's own timings from the `stats-dump` / `stats-restore` images (protobuf StatsEntry:
+"""CRIU images: a protobuf reader (protobuf_fields, also used for pagemaps, edge_pagemap), and
+CRIU's own timings from the `stats-dump` / `stats-restore` images (protobuf StatsEntry:
 dump = 1 {freezing_time = 1, frozen_time = 2, memdump_time = 3, memwrite_time = 4, ...},
 restore = 2 {pages_compared = 1, pages_skipped_cow = 2, forking_time = 3, restore_time = 4,
 pages_restored = 5}; times in microseconds). They give the floor a migration is compared to."""
@@ -23,7 +24,7 @@ def _varint(data, pos):
         shift += 7
 
 
-def _fields(data):
+def protobuf_fields(data):
     """{field number: value} of a protobuf message (varints and length-delimited bytes)."""
     fields, pos = {}, 0
     while pos < len(data):
@@ -51,7 +52,7 @@ def parse(data):
             (length,) = struct.unpack_from("<I", data, offset)
             if offset + 4 + length != len(data):
                 continue
-            entry = _fields(data[offset + 4:offset + 4 + length])
+            entry = protobuf_fields(data[offset + 4:offset + 4 + length])
             break
         except (struct.error, IndexError, ValueError):
             continue
@@ -60,7 +61,7 @@ def parse(data):
     result = {}
     for number, names, key in ((1, DUMP_FIELDS, "dump"), (2, RESTORE_FIELDS, "restore")):
         if isinstance(entry.get(number), (bytes, bytearray)):
-            raw = _fields(entry[number])
+            raw = protobuf_fields(entry[number])
             result[key] = {name: (raw[field] / 1e6 if name.endswith("_time") else raw[field])
                            for field, name in names.items() if field in raw}
     return result

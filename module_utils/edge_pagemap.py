@@ -20,7 +20,7 @@ import os
 import struct
 import zlib
 
-from ansible.module_utils.edge_criu_stats import _fields
+from ansible.module_utils.edge_criu_stats import protobuf_fields
 from ansible.module_utils.edge_errors import EdgeError
 
 PAGE = 4096
@@ -48,7 +48,7 @@ def read_pagemap(path):
     try:
         while pos < len(data):
             (length,) = struct.unpack_from("<I", data, pos)
-            entries.append(_fields(data[pos + 4:pos + 4 + length]))
+            entries.append(protobuf_fields(data[pos + 4:pos + 4 + length]))
             pos += 4 + length
     except (struct.error, IndexError, ValueError) as exc:
         raise PagemapError("%s is not a CRIU pagemap image: %s" % (path, exc)) from exc
