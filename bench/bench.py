@@ -410,12 +410,25 @@ class Lab:
             subprocess.run(["rm", "-rf", str(src_dir), str(dst_dir)], check=False)
 
 
+def _parent(pid):
+    with open("/proc/%d/stat" % pid) as handle:
+        return int(handle.read().rsplit(")", 1)[1].split()[1])
+
+
 def other_playbooks():
-    """Pids of ansible-playbook processes that are not the bench's (someone else's tests)."""
+    """Pids of ansible-playbook processes that are neither the bench's children nor the one that
+    started it (playbooks/experiment.yml): someone else's tests."""
     mine = os.getpid()
+    ancestors, pid = set(), mine
+    while pid > 1 and len(ancestors) < 50:
+        try:
+            pid = _parent(pid)
+        except (OSError, ValueError, IndexError):
+            break
+        ancestors.add(pid)
     found = []
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or int(pid) in ancestors:
             continue
         try:
             with open("/proc/%s/cmdline" % pid, "rb") as handle:
@@ -425,8 +438,7 @@ def other_playbooks():
             # skip our own children (and their forks)
             ppid, own = int(pid), False
             for _ in range(20):
-                with open("/proc/%d/stat" % ppid) as handle:
-                    ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
+                ppid = _parent(ppid)
                 if ppid == mine:
                     own = True
                     break

@@ -278,6 +278,8 @@ def main(argv=None):
     finally:
         if rows:
             analysis.write_csv(rows, out / "results.csv")
+            # The summary and plots describe the CSV as written (its numbers are rounded).
+            rows = analysis.read_csv(out / "results.csv")
             md, accept = summary(rows, args, meta)
             (out / "summary.md").write_text("\n".join(md))
             analysis.plot(rows, out)

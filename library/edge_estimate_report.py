@@ -45,11 +45,12 @@ options:
   calibrate:
     description:
       - Calibrate from earlier migration reports in I(reports_dir) the constants the estimate
-        cannot measure, and the remote task cost - the play's reading scaled by the median
-        ratio of what earlier migrations cost per task to their estimate's reading (newest
-        eight estimate-then-migration pairs), or without such pairs the median of the
-        reading and what the migrations of the last ten minutes show (at most four); with
-        pairs, the restore's fixed part is scaled to the reading the same way.
+        cannot measure, and the remote task cost - the median of the play's reading scaled by
+        the median ratio of what earlier migrations cost per task to their estimate's reading
+        (newest eight estimate-then-migration pairs; without any, the lab's 1.25) and of what
+        the migrations of the last ten minutes cost per task (at most four; a migration's cost
+        varies less than a reading of four tasks). Constants come from the migrations of the
+        last half hour when there are three or more of them.
     type: bool
     default: true
   correct:
@@ -140,20 +141,17 @@ from ansible.module_utils.edge_estimate import (
     choose,
     corrected,
     correction,
+    local_s,
     overhead_from_reports,
     overhead_ratio,
     pair,
     predict_all,
     reference,
-    restore_per_reading,
     table,
     task_overhead,
 )
 
-# Controller-side tasks of a migration (plan, choose, checks, includes) and its two local modules.
-TRIVIAL_TASKS = 26
 ISO = "%Y-%m-%dT%H:%M:%S.%fZ"
-LOCAL_MODULE_FACTOR = 0.6
 
 
 def _load(pattern, key):
@@ -211,26 +209,19 @@ def main():
     reports, estimates = history(params["reports_dir"]) if params["calibrate"] else ([], [])
     now = datetime.datetime.now(datetime.timezone.utc)
     pairs = pair(estimates, reports)
-    ratio = overhead_ratio(pairs)
-    recent = overhead_from_reports(reports, now.timestamp())
-    if "task_overhead_s" in m and (ratio or recent):
+    calibrated = calibrate(reports, now=now.timestamp())
+    ratio = overhead_ratio(pairs, calibrated)
+    recent = overhead_from_reports(reports, now.timestamp(), m, calibrated)
+    if "task_overhead_s" in m and params["calibrate"]:
         m["task_overhead_now_s"] = m["task_overhead_s"]
-        if ratio:
-            # This moment's load, scaled by how earlier migrations compared with their estimates.
-            m["task_overhead_ratio"] = ratio
-            m["task_overhead_s"] = m["task_overhead_s"] * ratio
-        else:
-            m["task_overhead_recent_s"] = recent
-            m["task_overhead_s"] = task_overhead(m["task_overhead_s"], recent)
+        # This moment's load, scaled by how earlier migrations compared with their estimates,
+        # and what the latest migrations cost.
+        m["task_overhead_ratio"] = ratio or DEFAULTS["overhead_ratio"]
+        m["task_overhead_recent_s"] = recent
+        m["task_overhead_s"] = task_overhead(m["task_overhead_s"] * m["task_overhead_ratio"], recent)
     m["copies_layer"] = params["copies_layer"]
-    if "task_trivial_s" in m and "task_overhead_s" in m:
-        m["local_s"] = TRIVIAL_TASKS * m["task_trivial_s"] + LOCAL_MODULE_FACTOR * m["task_overhead_s"]
-    calibrated = calibrate(reports)
-    per_reading = restore_per_reading(pairs, calibrated.get("restore_Bps", DEFAULTS["restore_Bps"]))
-    reading = m.get("task_overhead_now_s") or m.get("task_overhead_s")
-    if per_reading is not None and reading:
-        # CRIU's restore follows the load as the task cost does: this moment's share of it.
-        calibrated["restore_fixed_s"] = per_reading * reading
+    if "task_overhead_s" in m:
+        m["local_s"] = local_s(m, dict(DEFAULTS, **calibrated), m["task_overhead_s"])
     try:
         model = predict_all(m, calibrated)
         factors = correction(pairs) if params["correct"] != "none" else {}

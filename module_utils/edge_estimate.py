@@ -24,6 +24,10 @@ earlier migration reports (`calibrate`) or, without any, from DEFAULTS (measured
 import statistics
 
 STRATEGIES = ("delta", "rsync", "cold", "seed-delta")
+# Controller-side tasks of a migration (plan, choose, checks, includes) and, in units of a
+# remote task, its local modules (local_s).
+TRIVIAL_TASKS = 26
+LOCAL_MODULE_FACTOR = 0.6
 KEEPS_STATE = ("delta", "rsync", "seed-delta")
 
 # Used when no earlier migration report gives a value (lab measurements, 2-core machine).
@@ -44,6 +48,9 @@ DEFAULTS = {
     "docker_restore_Bps": 30e6,     # seed-delta: `docker start --checkpoint`
     "rsync_z_Bps": 35e6,            # seed-delta: rsync -az of the warm-up checkpoint (zlib bound)
     "xdelta_default_factor": 2.0,   # seed-delta: xdelta3 at default settings vs the migration's encode
+    # A migration's remote task cost over the estimate's reading (its tasks carry more
+    # variables and modules): median of 8 estimate-then-migration pairs, quiet lab, 2026-11-26.
+    "overhead_ratio": 1.25,
 }
 
 # Measurements the model needs (estimate.yml collects them; see library/edge_estimate.py).
@@ -101,7 +108,7 @@ def predict(m, strategy, calibration=None):
     c = dict(DEFAULTS, **(calibration or {}))
     size = m["checkpoint_bytes"]
     o, gap = m["task_overhead_s"], m["task_gap_s"]
-    local = m.get("local_s") or c["local_s"]
+    local = local_s(m, c, o)
     if strategy == "cold":
         prepare = _prepare_s(m, c)
         downtime = c["cold_stop_s"] + gap + c["cold_start_s"]
@@ -109,29 +116,23 @@ def predict(m, strategy, calibration=None):
         return _result(strategy, total, downtime, {"prepare": prepare, "restore": c["cold_start_s"]}, 0, 0, "modelled")
     if strategy == "seed-delta":
         return _seed_delta(m, c, local)
-    peer = o + 2 * m["push_fixed_s"] + c["peer_check_s"]
     pre_checkpoint = m["checkpoint_s"]
     pre_rsync = transfer_s(m, size)
     prepare = _prepare_s(m, c)
-    # The background prepare job started one task before the checkpoint; the wait task
-    # returns once it is done (polled every second).
-    waited = max(0.0, prepare - (2 * o + pre_checkpoint + pre_rsync))
-    warmup = (o + c["async_start_s"]) + (o + pre_checkpoint) + (o + pre_rsync) + (o + waited)
-    # A role that copies the service's layer: two more tasks in the warm-up (find the
-    # destination's layer, copy), and the layer pushed again beside the delta once frozen.
+    # A role that copies the service's layer pushes it in the warm-up and, once frozen, again
+    # beside the delta.
     layer = m.get("layer_push_s") if m.get("copies_layer") else None
-    if layer is not None:
-        warmup += 2 * o + m["push_fixed_s"] + layer
     # Time between the warm-up dump and the final dump, over which the delta grows: the
     # copy, the wait, starting the destination's background restore, starting the freeze.
+    waited = max(0.0, prepare - (2 * o + pre_checkpoint + pre_rsync))
     between = pre_checkpoint + 2 * o + pre_rsync + waited + (o + c["async_start_s"]) + o
-    if m.get("copies_layer") and m.get("layer_push_s") is not None:
-        between += 2 * o + m["push_fixed_s"] + m["layer_push_s"]
-    checkpoint = pre_checkpoint + c["final_extra_s"]
-    # The freeze's pushes reuse the warm-up's SSH connection; a marker file then tells the
-    # destination's waiting restore that everything is there.
+    if layer is not None:
+        between += 2 * o + m["push_fixed_s"] + layer
+    # The freeze's pushes reuse the warm-up's SSH connection; the last one leaves the marker
+    # the destination's waiting restore looks for (no exchange of its own).
     reuse = m.get("push_reuse_s") or m["push_fixed_s"]
-    phases = {"pre_checkpoint": pre_checkpoint, "pre_rsync": pre_rsync, "prepare": prepare, "checkpoint": checkpoint}
+    phases = {"pre_checkpoint": pre_checkpoint, "pre_rsync": pre_rsync, "prepare": prepare,
+              "checkpoint": pre_checkpoint + c["final_extra_s"]}
     if strategy == "delta":
         sent = grown(m["delta_fixed_bytes"], m["delta_bytes"], m["interval_s"], between, size)
         phases.update(xdelta_source=m["encode_s"], final_rsync=reuse + sent * 8.0 / m["link_bps"],
@@ -141,17 +142,47 @@ def predict(m, strategy, calibration=None):
                      m["interval_s"], between, size)
         phases.update(final_rsync=m["rsync_s"] + reuse + sent * 8.0 / m["link_bps"])
     phases["restore"] = restore_s(size, c)
-    memory = phases.get("xdelta_source", 0) + phases["final_rsync"]
     if layer is not None:
-        phases["final_fs_sync"] = layer
-    source_side = checkpoint + max(memory, layer or 0) + reuse
-    destination_side = phases.get("xdelta_dest", 0) + phases["restore"]
+        phases["pre_fs_sync"] = phases["final_fs_sync"] = layer
+    source_side, destination_side = _frozen_sides(phases)
     downtime = source_side + c["signal_s"] + destination_side
-    # The controller polls the background restore once the freeze returns, then every second.
-    waited_restore = max(0.0, destination_side - o)
-    freeze = (o + c["async_start_s"]) + (o + source_side) + (o + waited_restore)
-    total = local + peer + warmup + freeze + (o + c["remove_s"]) + 2 * o
+    total = live_total(o, m, c, phases)
     return _result(strategy, total, downtime, phases, size, sent, "measured")
+
+
+def _frozen_sides(phases):
+    """The frozen window's two halves: the source (final checkpoint, then the memory delta and
+    its push beside the layer's push) and the destination (patch, restore)."""
+    memory = phases.get("xdelta_source", 0) + phases["final_rsync"]
+    source_side = phases["checkpoint"] + max(memory, phases.get("final_fs_sync") or 0)
+    return source_side, phases.get("xdelta_dest", 0) + phases["restore"]
+
+
+def local_s(m, c, o):
+    """The controller-side tasks of a migration: many trivial ones (plan, choose, checks,
+    includes) and its local modules (lock, report, hooks), which cost about what a remote
+    task costs."""
+    if m.get("task_trivial_s") is None:
+        return c["local_s"]
+    return TRIVIAL_TASKS * m["task_trivial_s"] + LOCAL_MODULE_FACTOR * o
+
+
+def live_total(o, m, c, phases):
+    """Total time of a live migration (delta, rsync) task by task as the role runs them, from
+    its phases and `o`, the cost of a remote Ansible task beyond its module's work. predict()
+    feeds it the model's phases, implied_overhead() a report's, so that the two agree."""
+    pre = phases["pre_checkpoint"] + phases["pre_rsync"]
+    peer = o + 2 * m["push_fixed_s"] + c["peer_check_s"]
+    # The background prepare job started one task before the checkpoint; the wait task
+    # returns once it is done.
+    waited = max(0.0, phases.get("prepare", 0) - (2 * o + pre))
+    warmup = (o + c["async_start_s"]) + (2 * o + pre) + (o + waited)
+    if "pre_fs_sync" in phases:  # find the destination's layer, copy it
+        warmup += 2 * o + m["push_fixed_s"] + phases["pre_fs_sync"]
+    source_side, destination_side = _frozen_sides(phases)
+    # The controller polls the background restore once the freeze returns, then every second.
+    freeze = (o + c["async_start_s"]) + (o + source_side) + (o + max(0.0, destination_side - o))
+    return local_s(m, c, o) + peer + warmup + freeze + (o + c["remove_s"]) + 2 * o
 
 
 def _seed_delta(m, c, local):
@@ -245,67 +276,63 @@ def calibrate(reports, limit=30, now=None, window_s=1800, min_recent=3):
     return out
 
 
-# Remote tasks of a live migration (checks, warm-up, background restore, freeze, waits,
-# finish, cleanup) and the modules' own phases in its report that lie on its critical path.
-LIVE_REMOTE_TASKS = 11
-LIVE_PHASES = ("pre_checkpoint", "pre_rsync", "pre_fs_sync", "checkpoint", "xdelta_source", "final_fs_sync",
-               "final_rsync", "xdelta_dest", "restore")
+LIVE_STRATEGIES = ("delta", "rsync")
 
 
-def overhead_from_reports(reports, now, window_s=600, limit=4):
+def overhead_from_reports(reports, now, m, calibration=None, window_s=600, limit=4):
     """What a remote Ansible task cost in the newest successful live migrations of the last
     ten minutes on this controller (older ones describe another load), one value per
-    migration, oldest first (implied_overhead)."""
+    migration, oldest first (implied_overhead, with `m` for what a report does not hold)."""
     values = []
     for r in reports:
         started = r.get("started_epoch")
-        if (r.get("outcome") != "migrated" or r.get("strategy") not in ("delta", "rsync") or not started
+        if (r.get("outcome") != "migrated" or r.get("strategy") not in LIVE_STRATEGIES or not started
                 or now - started > window_s or not r.get("total_s")):
             continue
-        values.append(implied_overhead(r))
-    return [v for v in values if v > 0][-limit:]
+        values.append(implied_overhead(r, m, calibration))
+    return [v for v in values if v][-limit:]
 
 
-def implied_overhead(report):
-    """A live migration's remote task cost: (total - its modules' phases - controller tasks) / tasks."""
-    busy = sum(v for k, v in (report.get("phases") or {}).items() if k in LIVE_PHASES and v)
-    return (report["total_s"] - busy - DEFAULTS["local_s"]) / LIVE_REMOTE_TASKS
+def implied_overhead(report, m, calibration=None):
+    """A live migration's remote task cost: the `o` for which live_total() on the report's
+    phases gives its measured total (m: the measurements of an estimate, for the costs a report
+    does not hold: SSH start-up, trivial tasks), or None when its phases alone exceed it."""
+    c = dict(DEFAULTS, **(calibration or {}))
+    phases = dict(report.get("phases") or {})
+    if any(phases.get(k) is None for k in ("pre_checkpoint", "pre_rsync", "checkpoint", "final_rsync", "restore")):
+        return None
+    total = report["total_s"]
+    low, high = 0.0, 60.0
+    if live_total(low, m, c, phases) >= total:
+        return None
+    for _ in range(50):  # live_total grows with o
+        mid = (low + high) / 2
+        if live_total(mid, m, c, phases) < total:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
 
 
-def overhead_ratio(pairs, limit=8):
+def overhead_ratio(pairs, calibration=None, limit=8):
     """How much more a migration's remote task cost than the estimate's own reading just before
     it (the estimate's calls are lighter than a migration's): the median over the newest pairs
     of live migrations, or None. Both scale with the machine's load; their ratio does not."""
     ratios = []
     for e, r in pairs:
-        reading = (e.get("measurements") or {}).get("task_overhead_now_s") or \
-            (e.get("measurements") or {}).get("task_overhead_s")
-        if r.get("strategy") in ("delta", "rsync") and reading and r.get("total_s"):
-            implied = implied_overhead(r)
-            if implied > 0:
+        m = e.get("measurements") or {}
+        reading = m.get("task_overhead_now_s") or m.get("task_overhead_s")
+        if r.get("strategy") in LIVE_STRATEGIES and reading and r.get("total_s") and m.get("push_fixed_s"):
+            implied = implied_overhead(r, m, calibration)
+            if implied:
                 ratios.append(implied / reading)
     ratios = ratios[-limit:]
     return statistics.median(ratios) if ratios else None
 
 
-def restore_per_reading(pairs, restore_Bps, limit=8):
-    """CRIU's restore's fixed part in units of the estimate's task-cost reading (both follow
-    the machine's load): the median over the newest live pairs of (restore - size / rate) /
-    reading, or None."""
-    ratios = []
-    for e, r in pairs:
-        m = e.get("measurements") or {}
-        reading = m.get("task_overhead_now_s") or m.get("task_overhead_s")
-        restore = (r.get("phases") or {}).get("restore")
-        if r.get("strategy") in ("delta", "rsync") and reading and restore and r.get("checkpoint_size"):
-            ratios.append(max(0.0, restore - r["checkpoint_size"] / restore_Bps) / reading)
-    ratios = ratios[-limit:]
-    return statistics.median(ratios) if ratios else None
-
-
 def task_overhead(now_reading, recent):
-    """The remote task cost to predict with: the median of this estimate's own reading and the
-    recent migrations' (one reading is one moment of a shared machine's load)."""
+    """The remote task cost to predict with: the median of this estimate's own (scaled) reading
+    and the recent migrations' (one reading is one moment of a shared machine's load)."""
     return statistics.median([now_reading] + list(recent))
 
 

@@ -28,11 +28,12 @@ def test_grown_projects_linearly_and_is_capped():
 def test_delta_downtime_is_its_frozen_phases_and_the_signal_to_the_destination():
     p = model.predict(M, "delta", {})
     frozen = sum(p["phases"][k] for k in ("checkpoint", "xdelta_source", "final_rsync", "xdelta_dest", "restore"))
-    signal = M["push_fixed_s"] + model.DEFAULTS["signal_s"]  # no shared connection measured: a new one
-    assert p["downtime_s"] == pytest.approx(frozen + signal, abs=1e-3)
+    # the last push leaves the marker the destination polls for: no exchange of its own
+    assert p["downtime_s"] == pytest.approx(frozen + model.DEFAULTS["signal_s"], abs=1e-3)
     assert p["phases"]["final_rsync"] == pytest.approx(M["push_fixed_s"] + p["bytes_freeze"] * 8 / M["link_bps"])
     shared = model.predict(dict(M, push_reuse_s=0.05), "delta", {})
-    assert shared["downtime_s"] == pytest.approx(p["downtime_s"] - 2 * (M["push_fixed_s"] - 0.05), abs=1e-3)
+    # no shared connection measured: each push is a new one
+    assert shared["downtime_s"] == pytest.approx(p["downtime_s"] - (M["push_fixed_s"] - 0.05), abs=1e-3)
     assert p["phases"]["xdelta_source"] == M["encode_s"] and p["phases"]["xdelta_dest"] == M["decode_s"]
     assert p["phases"]["pre_rsync"] == pytest.approx(M["push_fixed_s"] + 100e6 * 8 / 200e6)
     assert p["keeps_state"] and p["basis"] == "measured"
@@ -168,33 +169,42 @@ def test_correction_from_estimates_followed_by_migrations():
     assert only["total_s"] == 10.0 and only["downtime_s"] == 2.25
 
 
+def migration_like(strategy, o, started=0.0, outcome="migrated", m=M, copies_layer=False):
+    """The report a migration would write if the model were exact and a remote task cost o."""
+    p = model.predict(dict(m, task_overhead_s=o, copies_layer=copies_layer, layer_push_s=0.3), strategy, {})
+    return {"strategy": strategy, "outcome": outcome, "started_epoch": started, "total_s": p["total_s"],
+            "checkpoint_size": m["checkpoint_bytes"], "phases": dict(p["phases"], migrate=50)}
+
+
+@pytest.mark.parametrize("strategy", ["delta", "rsync"])
+@pytest.mark.parametrize("copies_layer", [False, True])
+@pytest.mark.parametrize("o", [0.3, 1.5, 4.0])
+def test_implied_overhead_inverts_the_model(strategy, copies_layer, o):
+    # the cost of a task read back from a report is the one that predicts its total (CI run of
+    # 2026-11-26: with 11 tasks assumed here and 14 counted by the model, the estimates' total
+    # times were 25-35 % off even with the migration's own task cost)
+    r = migration_like(strategy, o, copies_layer=copies_layer)
+    assert model.implied_overhead(r, M) == pytest.approx(o, rel=1e-3)
+    assert model.implied_overhead(dict(r, total_s=0.5), M) is None  # its phases alone take longer
+    assert model.implied_overhead(dict(r, phases={"migrate": 50}), M) is None
+
+
 def test_task_overhead_from_recent_migrations():
-    def migration(started, total, strategy="delta", outcome="migrated"):
-        return {"strategy": strategy, "outcome": outcome, "started_epoch": started, "total_s": total,
-                "phases": {"pre_checkpoint": 1.0, "pre_rsync": 2.0, "checkpoint": 1.0, "restore": 1.0, "migrate": 50}}
-    reports = [migration(100, 99.0),            # more than ten minutes before: left out
-               migration(4500, 27.0), migration(4600, 38.0), migration(4700, 9.0, strategy="cold"),
-               migration(4800, 99.0, outcome="failed")]
-    # (27 - 5 - 2) / 11 and (38 - 5 - 2) / 11
-    assert model.overhead_from_reports(reports, now=5000) == pytest.approx([20 / 11, 31 / 11])
-    assert model.overhead_from_reports(reports[:1], now=5000) == []
+    reports = [migration_like("delta", 9.0, started=100),   # more than ten minutes before: left out
+               migration_like("delta", 1.2, started=4500), migration_like("rsync", 2.5, started=4600),
+               dict(migration_like("delta", 9.0, started=4700), strategy="cold"),
+               migration_like("delta", 9.0, started=4800, outcome="failed")]
+    assert model.overhead_from_reports(reports, 5000, M) == pytest.approx([1.2, 2.5], rel=1e-3)
+    assert model.overhead_from_reports(reports[:1], 5000, M) == []
     assert model.task_overhead(7.0, [2.0, 3.0]) == 3.0 and model.task_overhead(7.0, []) == 7.0
 
 
 def test_overhead_ratio_from_estimate_then_migration_pairs():
-    phases = {"pre_checkpoint": 1.0, "pre_rsync": 2.0, "checkpoint": 1.0, "restore": 1.0}
-    pairs = [({"measurements": {"task_overhead_now_s": 1.0}},
-              {"strategy": "delta", "total_s": 5 + 2 + 22.0, "phases": phases}),   # 2 s a task: x2
-             ({"measurements": {"task_overhead_s": 2.0}},
-              {"strategy": "rsync", "total_s": 5 + 2 + 33.0, "phases": phases}),   # 3 s a task: x1.5
-             ({"measurements": {"task_overhead_s": 2.0}}, {"strategy": "cold", "total_s": 99.0, "phases": {}})]
-    assert model.overhead_ratio(pairs) == pytest.approx(1.75)
+    pairs = [({"measurements": dict(M, task_overhead_now_s=1.0)}, migration_like("delta", 2.0)),  # x2
+             ({"measurements": dict(M, task_overhead_s=2.0)}, migration_like("rsync", 3.0)),      # x1.5
+             ({"measurements": dict(M, task_overhead_s=2.0)}, {"strategy": "cold", "total_s": 99.0, "phases": {}})]
+    assert model.overhead_ratio(pairs) == pytest.approx(1.75, rel=1e-3)
     assert model.overhead_ratio([]) is None
-    for _e, r in pairs:
-        r["checkpoint_size"] = 1e8
-    # (1.0 - 0.1) / 1.0 and (1.0 - 0.1) / 2.0 at 1 GB/s
-    assert model.restore_per_reading(pairs, 1e9) == pytest.approx((0.9 + 0.45) / 2)
-    assert model.restore_per_reading([], 1e9) is None
 
 
 def test_fit_line_needs_spread_and_a_physical_fit():
