@@ -39,7 +39,7 @@ demo: lab
 	lab/service-proxy ask openface GET
 
 test: lab
-	$(VENV)/bin/python -m pytest tests -v
+	$(VENV)/bin/python -m pytest tests -v --durations=25
 
 # Migration benchmark (issue 5), in the lab: table on stdout, CSV, summary.md and plots under
 # reports/bench/<UTC id>/. `make bench` is the quick set (openface stand-in 256 MB, unshaped and

@@ -1,4 +1,5 @@
-"""playbooks/prepare_edges.yml on the lab's edges: run twice, the second run changes nothing;
+"""playbooks/prepare_edges.yml on the lab's edges: run twice (`lab up` ran it first), the second
+run changes nothing;
 afterwards every edge pushes files to every other edge with rsync over SSH, with its own key
 and the host keys the role pinned, and `criu check` passes on every edge."""
 
@@ -25,11 +26,21 @@ def on(host, *cmd, check=True):
     return run([LAB, "exec", host["name"], "--", *cmd], check=check, timeout=120)
 
 
+# `lab up` runs the playbook on the edges it brings up and keeps its output here.
+LAB_RUN_LOG = "/var/log/edgelab/prepare_edges.log"
+
+
 @pytest.fixture(scope="module")
 def runs(lab):
-    first = playbook("playbooks/prepare_edges.yml")
+    try:
+        with open(LAB_RUN_LOG) as handle:
+            first = recap(handle.read())
+    except OSError:
+        first = {}
+    if set(first) != set(lab):  # the lab's run is not there (or of other edges): the test's own
+        first = recap(playbook("playbooks/prepare_edges.yml").stdout)
     second = playbook("playbooks/prepare_edges.yml")
-    return recap(first.stdout), recap(second.stdout), second.stdout
+    return first, recap(second.stdout), second.stdout
 
 
 def test_second_run_changes_nothing(lab, runs):
