@@ -637,6 +637,20 @@ def ratio_lines(ratios):
     return lines
 
 
+def stacked_phases(ax, groups, phases, labels, title, colors, width):
+    """One bar per group of runs (a strategy): the medians of its phases stacked in `phases`
+    order (bench and experiment plots)."""
+    bottoms = [0.0] * len(groups)
+    for j, phase in enumerate(phases):
+        heights = [median(r.get("phase_" + phase) for r in g) or 0 for g in groups]
+        ax.bar(range(len(groups)), heights, width, bottom=bottoms, label=phase, color=colors[j % 10])
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=False)]
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("seconds (median)")
+    ax.set_title(title, fontsize=9)
+
+
 def plot(rows, table, out):
     import matplotlib
     matplotlib.use("Agg")
@@ -679,20 +693,11 @@ def plot(rows, table, out):
     fig, axes = plt.subplots(1, len(cells), figsize=(5 * len(cells), 4.5), squeeze=False)
     colors = plt.get_cmap("tab10").colors
     for ax, (service, link) in zip(axes[0], cells, strict=False):
-        bottoms = [0.0] * len(strategies)
-        for j, phase in enumerate(PHASE_ORDER):
-            heights = [median(r.get("phase_" + phase) for r in rows if (r["service"], r["link"], r["strategy"]) ==
-                              (service, link, s) and r["outcome"] == "migrated") or 0 for s in strategies]
-            ax.bar(range(len(strategies)), heights, 0.6, bottom=bottoms, label=phase, color=colors[j % 10])
-            bottoms = [b + h for b, h in zip(bottoms, heights, strict=False)]
-        totals = [median(r.get("total_s") for r in rows if (r["service"], r["link"], r["strategy"]) ==
-                         (service, link, s) and r["outcome"] == "migrated") for s in strategies]
-        ax.scatter(range(len(strategies)), [t or 0 for t in totals], marker="_", s=400, color="black",
-                   label="total (incl. Ansible)")
-        ax.set_xticks(range(len(strategies)))
-        ax.set_xticklabels(strategies)
-        ax.set_ylabel("seconds (median)")
-        ax.set_title("%s, %s" % (service, link), fontsize=9)
+        groups = [[r for r in rows if (r["service"], r["link"], r["strategy"]) == (service, link, s)
+                   and r["outcome"] == "migrated"] for s in strategies]
+        stacked_phases(ax, groups, PHASE_ORDER, strategies, "%s, %s" % (service, link), colors, width=0.6)
+        ax.scatter(range(len(strategies)), [median(r.get("total_s") for r in g) or 0 for g in groups], marker="_",
+                   s=400, color="black", label="total (incl. Ansible)")
         ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out / "phases.png", dpi=110)

@@ -183,6 +183,8 @@ def plot(rows, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from bench.bench import stacked_phases
+
     ok = [r for r in rows if r.get("outcome") == "migrated"]
     strategies = list(dict.fromkeys(r["strategy"] for r in rows))
     panels = list(dict.fromkeys((r["service"], r["link"]) for r in rows))
@@ -195,20 +197,12 @@ def plot(rows, out):
     for ax, (service, link) in zip(axes[0], panels, strict=False):
         groups = [[r for r in ok if (r["service"], r["link"], r["strategy"]) == (service, link, s)]
                   for s in strategies]
-        bottoms = [0.0] * len(strategies)
-        for j, phase in enumerate(PHASES):
-            heights = [med(g, "phase_" + phase) or 0 for g in groups]
-            ax.bar(range(len(strategies)), heights, 0.55, bottom=bottoms, label=phase, color=colors[j % 10])
-            bottoms = [b + h for b, h in zip(bottoms, heights, strict=False)]
+        stacked_phases(ax, groups, PHASES, strategies, "%s, %s" % (service, link), colors, width=0.55)
         for key, marker, label in (("total_s", "_", "total (measured)"), ("pred_total_s", "x", "total (predicted)"),
                                    ("downtime_s", "o", "downtime (measured)"),
                                    ("pred_downtime_s", "+", "downtime (predicted)")):
             ax.scatter(range(len(strategies)), [med(g, key) or 0 for g in groups], marker=marker, s=160,
                        color="black", label=label, facecolors="none" if marker == "o" else None)
-        ax.set_xticks(range(len(strategies)))
-        ax.set_xticklabels(strategies)
-        ax.set_ylabel("seconds (median)")
-        ax.set_title("%s, %s" % (service, link), fontsize=9)
         ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(out / "phases.png", dpi=110)
