@@ -24,7 +24,9 @@ def stand_in_dockerd(tmp_path, name):
     binary = tmp_path / "dockerd"
     if not binary.exists():
         shutil.copy(shutil.which("sleep"), binary)
-    proc = subprocess.Popen([str(binary), "300"])
+    # SIGHUP back to its default: a test run started under nohup would hand its children
+    # SIGHUP ignored, and the stand-in would survive the reload it is there to show
+    proc = subprocess.Popen([str(binary), "300"], preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     pidfile = tmp_path / ("%s.pid" % name)
     pidfile.write_text("%d\n" % proc.pid)
     return proc, pidfile
