@@ -60,16 +60,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-
-
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from ansible.module_utils.edge_claim import alive
 
 
 def playbook_pid():

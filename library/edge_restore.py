@@ -76,8 +76,12 @@ options:
   wait_for_file:
     description: Before the restore, wait until this file exists (I(state=started)).
     type: path
-  abort_file:
-    description: While waiting for I(wait_for_file), give up (and fail) as soon as this file exists.
+  claim_file:
+    description:
+      - With I(wait_for_file), the file that settles who acts once the final checkpoint may
+        be here. When the signal arrives this restore creates it (exclusively) and writes in it
+        how the restore ended (C(restored) or C(failed)); if M(edge_call_off) created it first
+        (a rollback or a recovery), this restore gives up without touching anything.
     type: path
   wait_for_timeout:
     description: Seconds to wait for I(wait_for_file) before failing.
@@ -124,6 +128,10 @@ signalled_at:
   description: Epoch seconds at which I(wait_for_file) appeared.
   type: float
   returned: when I(wait_for_file) was given
+claimed:
+  description: Whether this restore took the migration over through I(claim_file) (a call-off now waits for it).
+  type: bool
+  returned: when I(claim_file) was given and the source's signal came
 running_at:
   description: Epoch time at which the container was seen running.
   type: float
@@ -146,6 +154,7 @@ import os
 import shutil
 import time
 
+from ansible.module_utils import edge_claim as claim
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_docker import (
@@ -218,15 +227,20 @@ def check_base(params):
     return actual
 
 
+def called_off(params):
+    return EdgeError("the migration was called off before the source's signal was taken up (%s)"
+                     % params["claim_file"])
+
+
 def wait_for_source(params, result):
-    """Wait for the source's signal (or the controller's abort) with a 10 ms poll."""
+    """Wait for the source's signal (or the controller's call-off) with a 10 ms poll, then
+    claim the migration (with claim_file) so that a call-off from now on waits for us."""
     deadline = time.monotonic() + params["wait_for_timeout"]
     directory = os.path.dirname(params["wait_for_file"])
     had_directory = os.path.isdir(directory)
     while not os.path.exists(params["wait_for_file"]):
-        if params["abort_file"] and os.path.exists(params["abort_file"]):
-            raise EdgeError("the migration was called off before the source finished sending (%s)"
-                            % params["abort_file"])
+        if params["claim_file"] and os.path.exists(params["claim_file"]):
+            raise called_off(params)
         if had_directory and not os.path.isdir(directory):
             raise EdgeError("the migration's directory %s was removed (a cleanup or a recovery) while "
                             "waiting for the source" % directory)
@@ -235,6 +249,11 @@ def wait_for_source(params, result):
                             % (params["wait_for_timeout"], params["wait_for_file"]))
         time.sleep(0.01)
     result["signalled_at"] = time.time()
+    if params["claim_file"]:
+        won, _holder = claim.claim(params["claim_file"], claim.RESTORING)
+        if not won:
+            raise called_off(params)
+        result["claimed"] = True
 
 
 def start(module, api, phases, result):
@@ -302,7 +321,7 @@ def main():
         wait_timeout=dict(type="float", default=30),
         settle=dict(type="float", default=0.5),
         wait_for_file=dict(type="path"),
-        abort_file=dict(type="path"),
+        claim_file=dict(type="path"),
         wait_for_timeout=dict(type="float", default=600),
         base_sha256=dict(type="dict"),
         **DOCKER_ARGS),
@@ -325,10 +344,14 @@ def main():
             result["container_id"] = ensure_created(module, api, phases, result)["Id"]
         else:
             start(module, api, phases, result)
-    except EdgeError as exc:
+    except (EdgeError, OSError) as exc:
+        if not isinstance(exc, EdgeError):
+            exc = EdgeError("restore of %s failed: %s" % (params["name"], exc))
+        if result.get("claimed"):
+            claim.record(params["claim_file"], claim.FAILED, str(exc))
         fail(module, exc, **result)
-    except OSError as exc:
-        fail(module, EdgeError("restore of %s failed: %s" % (params["name"], exc)), **result)
+    if result.get("claimed"):
+        claim.record(params["claim_file"], claim.RESTORED)
     module.exit_json(**result)
 
 

@@ -197,6 +197,21 @@ def test_criu_restore_failure_on_destination(lab, openface):
     record("CRIU restore failure on the destination", proc, "rolled back to the source with its state")
 
 
+def test_step_failing_while_the_destination_restores(lab, openface):
+    # The final push is there, so the destination restores without the controller while a
+    # step on the controller fails: the rollback must not start a second copy on the source.
+    fail = hook("import sys\nsys.exit('the after_freeze hook fails on purpose')\n")
+    proc = migrate(hooks={"after_freeze": fail})
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    report = latest_report(SERVICE)
+    assert report["outcome"] == "migrated" and report["downtime_s"] > 0, report
+    assert "after the freeze" in report["cause"] and "after the final checkpoint reached edge2" in report["cause"]
+    assert_intact(lab, "edge2", openface)
+    assert engine(lab["edge1"]).containers(all=True, filters={"name": "^/%s$" % SERVICE}) == []
+    record("a controller step fails while the destination restores", proc,
+           "stays on the destination with its state (the restore had claimed the migration)")
+
+
 def test_destination_disk_full(lab, openface):
     workdir = lab["edge2"]["checkpoint_dir"]
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=100m,mode=0700", "tmpfs", workdir], check=True)
