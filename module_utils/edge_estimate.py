@@ -124,10 +124,8 @@ def predict(m, strategy, calibration=None):
     layer = m.get("layer_push_s") if m.get("copies_layer") else None
     # Time between the warm-up dump and the final dump, over which the delta grows: the
     # copy, the wait, starting the destination's background restore, starting the freeze.
-    waited = max(0.0, prepare - (2 * o + pre_checkpoint + pre_rsync))
-    between = pre_checkpoint + 2 * o + pre_rsync + waited + (o + c["async_start_s"]) + o
-    if layer is not None:
-        between += 2 * o + m["push_fixed_s"] + layer
+    between = (pre_checkpoint + 2 * o + pre_rsync + _prepare_wait(o, prepare, pre_checkpoint + pre_rsync)
+               + (o + c["async_start_s"]) + o + _layer_copy_s(o, m, layer))
     # The freeze's pushes reuse the warm-up's SSH connection; the last one leaves the marker
     # the destination's waiting restore looks for (no exchange of its own).
     reuse = m.get("push_reuse_s") or m["push_fixed_s"]
@@ -158,6 +156,17 @@ def _frozen_sides(phases):
     return source_side, phases.get("xdelta_dest", 0) + phases["restore"]
 
 
+def _prepare_wait(o, prepare, pre):
+    """The wait for the destination's pull and create: that background job started one task
+    before the warm-up checkpoint, the wait task returns once it is done."""
+    return max(0.0, prepare - (2 * o + pre))
+
+
+def _layer_copy_s(o, m, layer):
+    """The warm-up's layer copy (find the destination's layer, push it), 0 without one."""
+    return 0.0 if layer is None else 2 * o + m["push_fixed_s"] + layer
+
+
 def local_s(m, c, o):
     """The controller-side tasks of a migration: many trivial ones (plan, choose, checks,
     includes) and its local modules (lock, report, hooks), which cost about what a remote
@@ -173,12 +182,8 @@ def live_total(o, m, c, phases):
     feeds it the model's phases, implied_overhead() a report's, so that the two agree."""
     pre = phases["pre_checkpoint"] + phases["pre_rsync"]
     peer = o + 2 * m["push_fixed_s"] + c["peer_check_s"]
-    # The background prepare job started one task before the checkpoint; the wait task
-    # returns once it is done.
-    waited = max(0.0, phases.get("prepare", 0) - (2 * o + pre))
-    warmup = (o + c["async_start_s"]) + (2 * o + pre) + (o + waited)
-    if "pre_fs_sync" in phases:  # find the destination's layer, copy it
-        warmup += 2 * o + m["push_fixed_s"] + phases["pre_fs_sync"]
+    warmup = ((o + c["async_start_s"]) + (2 * o + pre) + (o + _prepare_wait(o, phases.get("prepare", 0), pre))
+              + _layer_copy_s(o, m, phases.get("pre_fs_sync")))
     source_side, destination_side = _frozen_sides(phases)
     # The controller polls the background restore once the freeze returns, then every second.
     freeze = (o + c["async_start_s"]) + (o + source_side) + (o + max(0.0, destination_side - o))
