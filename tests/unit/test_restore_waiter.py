@@ -48,7 +48,6 @@ def test_gives_up_when_called_off(tmp_path, waiter):
 
 def test_a_call_off_that_comes_with_the_signal_wins_or_loses_whole(tmp_path, waiter):
     # the signal and the call-off at the same moment: exactly one of them acts
-    outcomes = []
     for attempt in range(20):
         work = tmp_path / ("race%d" % attempt)
         work.mkdir()
@@ -70,8 +69,6 @@ def test_a_call_off_that_comes_with_the_signal_wins_or_loses_whole(tmp_path, wai
             restored = False
         thread.join()
         assert restored != seen["call_off"], "both or neither acted"
-        outcomes.append(restored)
-    assert len(outcomes) == 20
 
 
 def test_gives_up_when_its_directory_is_removed(tmp_path, waiter):
