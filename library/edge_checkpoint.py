@@ -119,9 +119,9 @@ def main():
         if module.check_mode:
             module.exit_json(changed=True, path=path)
         policy = inspect["HostConfig"].get("RestartPolicy") or {}
-        if not params["leave_running"]:
-            policy = hold_restart_policy(api, inspect)
         make_private_dir(params["checkpoint_dir"])
+        if not params["leave_running"]:
+            policy = hold_restart_policy(api, inspect, record_dir=params["checkpoint_dir"])
         remove_tree(path)
         started_at = time.time()
         begin = time.monotonic()

@@ -1,22 +1,27 @@
 #!/usr/bin/python
-"""Ansible module: stop or remove a container."""
+"""Ansible module: stop or remove a container, or give it back its restart policy."""
 
 DOCUMENTATION = r"""
 module: edge_container
-short_description: Stop or remove a container on this host
+short_description: Stop or remove a container on this host, or set its restart policy
 description:
   - Used at the end of a migration (remove or keep stopped the source container) and by
     the C(cold) strategy (stop the source).
+  - With I(state=present) and I(restart_policy), gives a container the restart policy it
+    had before a migration set it to C(no) (a recovery after a killed controller).
 options:
   name:
     description: Container name.
     type: str
     required: true
   state:
-    description: C(absent) removes the container, C(stopped) stops it.
+    description: C(absent) removes the container, C(stopped) stops it, C(present) leaves it as it is.
     type: str
-    choices: [absent, stopped]
+    choices: [absent, stopped, present]
     default: absent
+  restart_policy:
+    description: With I(state=present), the restart policy to set when the container has another one.
+    type: dict
   stop_timeout:
     description: Seconds to wait for a graceful stop before the kill.
     type: int
@@ -32,6 +37,12 @@ EXAMPLES = r"""
   edge_container:
     name: openface
     state: absent
+
+- name: Give the container back its restart policy
+  edge_container:
+    name: openface
+    state: present
+    restart_policy: {Name: unless-stopped}
 """
 
 RETURN = r"""
@@ -51,14 +62,15 @@ stopped_at:
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_docker import DockerError, inspect_container, remove, stop
+from ansible.module_utils.edge_docker import DockerError, inspect_container, remove, set_restart_policy, stop
 from ansible.module_utils.edge_module import DOCKER_ARGS, docker_api, fail
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(
         name=dict(type="str", required=True),
-        state=dict(type="str", choices=["absent", "stopped"], default="absent"),
+        state=dict(type="str", choices=["absent", "stopped", "present"], default="absent"),
+        restart_policy=dict(type="dict"),
         stop_timeout=dict(type="int", default=10),
         **DOCKER_ARGS), supports_check_mode=True)
     params = module.params
@@ -67,6 +79,15 @@ def main():
         inspect = inspect_container(api, params["name"])
         if inspect is None:
             module.exit_json(changed=False, existed=False)
+        if params["state"] == "present":
+            current = (inspect["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no"
+            wanted = params["restart_policy"]
+            changed = bool(wanted) and wanted.get("Name", "no") != current
+            if changed and not module.check_mode:
+                set_restart_policy(api, inspect["Id"], wanted)
+            module.exit_json(changed=changed, existed=True, diff={"before": {"restart_policy": current},
+                                                                   "after": {"restart_policy": (wanted or {}).get(
+                                                                       "Name", current)}})
         running = bool(inspect["State"].get("Running"))
         stopped_at = None
         changed = params["state"] == "absent" or running

@@ -59,8 +59,28 @@ container:
   type: dict
   returned: when exists
 config:
-  description: Portable configuration (Docker create body) to create the same container on another engine.
+  description:
+    - Portable configuration (Docker create body) to create the same container on another
+      engine; C(NetworkingConfig) has its user-defined networks with the aliases and static
+      addresses it has there.
   type: dict
+  returned: when exists
+image:
+  description:
+    - The container's image, by identity; id (C(sha256:...)), repo_digests (the
+      C(repo@sha256:...) references a registry has it under; empty for an image made on this
+      host), repo_tags and layers (C(RootFS.Layers) diff ids). Only id when the engine no
+      longer has the image.
+  type: dict
+  returned: when exists
+networks:
+  description:
+    - The container's user-defined networks (not bridge, host, none), each with name,
+      driver, scope, options, labels, internal, attachable, enable_ipv6, ipam (driver,
+      options, config with subnets and gateways) and endpoint (Aliases, IPAMConfig), for
+      M(edge_network) on a destination.
+  type: list
+  elements: dict
   returned: when exists
 memory_bytes:
   description: Memory the container's cgroup uses, in bytes (0 if not running).
@@ -95,7 +115,8 @@ storage:
 leftovers:
   description:
     - Directories of earlier migrations of this container under I(workdir), each with
-      path, migration_id and final_complete (a complete final checkpoint is in it).
+      path, migration_id, final_complete (a complete final checkpoint is in it) and
+      restart_policy (the policy the container had before that migration set it to C(no), or null).
   type: list
   elements: dict
   returned: when workdir is given
@@ -110,10 +131,13 @@ from ansible.module_utils.edge_docker import (
     inspect_container,
     memory_usage,
     portable_config,
+    recorded_restart_policy,
     summary,
 )
 from ansible.module_utils.edge_fs import describe
+from ansible.module_utils.edge_image import image_facts
 from ansible.module_utils.edge_module import DOCKER_ARGS, docker_api, fail
+from ansible.module_utils.edge_network import describe as describe_networks
 
 TOOL_VERSION_COMMANDS = {"criu": ["criu", "--version"], "xdelta3": ["xdelta3", "-V"], "rsync": ["rsync", "--version"]}
 
@@ -161,7 +185,8 @@ def leftovers(workdir, name):
                 path = os.path.join(workdir, entry)
                 # runc writes descriptors.json once CRIU's dump is complete.
                 complete = os.path.isfile(os.path.join(path, "final", "descriptors.json"))
-                found.append({"path": path, "migration_id": entry, "final_complete": complete})
+                found.append({"path": path, "migration_id": entry, "final_complete": complete,
+                              "restart_policy": recorded_restart_policy(path)})
     return found
 
 
@@ -181,6 +206,8 @@ def main():
             result["container"] = summary(inspect)
             result["running"] = result["container"]["running"]
             result["config"] = portable_config(inspect)
+            result["image"] = image_facts(api, inspect["Image"]) or {"id": inspect["Image"]}
+            result["networks"] = describe_networks(api, inspect)
             if result["running"]:
                 result["memory_bytes"] = memory_usage(api, inspect["Id"])
         result["storage"] = engine_storage(api)

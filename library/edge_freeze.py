@@ -221,8 +221,8 @@ def main():
                              cmd=None, rc=None, stderr="", **result)
         if module.check_mode:
             module.exit_json(changed=True, **{k: v for k, v in result.items() if k != "changed"})
-        result["restart_policy"] = hold_restart_policy(api, inspect)
         make_private_dir(params["checkpoint_dir"])
+        result["restart_policy"] = hold_restart_policy(api, inspect, record_dir=params["checkpoint_dir"])
         remove_tree(final_dir)
         result["changed"] = True
         result["frozen_at"] = time.time()

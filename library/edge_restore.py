@@ -17,6 +17,16 @@ description:
     image (a cold start). The placed memory images are deleted once the container runs.
   - Also restores a container on the host it was checkpointed on (a rollback); the
     existing stopped container is started from the checkpoint.
+  - With I(state=trial) (the warm-up, before anything is frozen) proves that this host can
+    restore the container. It restores I(checkpoint_path) (the warm-up checkpoint) into a
+    throwaway container of the same configuration (no published ports, restart policy C(no),
+    the layer of the container I(name) copied in when it exists), with CRIU's
+    C(leave-stopped) so that no process of it ever runs, then removes it. A failure carries
+    CRIU's own error lines. Needs the C(edge-migrate) runtime; without it the trial is skipped
+    and C(trial) says so.
+  - CRIU's restore-only options are chosen from the container and its images
+    (C(mntns-compat-mode) for C(--init) containers, C(file-locks) when the dump holds file
+    locks) and returned as C(criu_options).
   - With I(wait_for_file) (run in the background before the freeze) it first waits until
     the source says everything has arrived (M(edge_freeze) I(done_marker)), then restores
     at once, so the frozen window does not wait for the controller to start this step.
@@ -29,9 +39,9 @@ options:
     description: Portable configuration from M(edge_container_info) (C(config)); needed to create the container.
     type: dict
   state:
-    description: C(created) (pull and create) or C(started).
+    description: C(created) (pull and create), C(started), or C(trial) (a throwaway restore, see above).
     type: str
-    choices: [created, started]
+    choices: [created, started, trial]
     default: started
   checkpoint_path:
     description: Directory with the memory images to start from (moved into Docker's data root).
@@ -107,6 +117,13 @@ EXAMPLES = r"""
     config: "{{ source_info.config }}"
     state: created
 
+- name: Prove before the freeze that this host can restore the container
+  edge_restore:
+    name: openface
+    config: "{{ source_info.config }}"
+    state: trial
+    checkpoint_path: /var/lib/edge-migrate/openface-1/base
+
 - name: Rebuild the final checkpoint and start from it
   edge_restore:
     name: openface
@@ -144,6 +161,27 @@ method:
   description: How the checkpoint reached CRIU (C(runtime) or C(docker)).
   type: str
   returned: when started
+created:
+  description: Whether this call created the container.
+  type: bool
+  returned: when it did
+replaced:
+  description:
+    - When the restore of an existing container that does not use the C(edge-migrate)
+      runtime failed (a rollback or a recovery on the host it was checkpointed on), it is
+      restored into a copy of it on that runtime (same configuration and layer, same name),
+      and the old one is removed; this says which container was replaced and why.
+  type: str
+  returned: when a container was replaced
+criu_options:
+  description: The restore-only CRIU options this restore used.
+  type: list
+  elements: str
+  returned: when restored from a checkpoint, and with I(state=trial)
+trial:
+  description: With I(state=trial), C(restored) (the trial restore succeeded) or C(skipped) with the reason.
+  type: str
+  returned: with I(state=trial)
 criu_restore:
   description: CRIU's own restore statistics (times in seconds, page counts); empty with the C(docker) method.
   type: dict
@@ -156,17 +194,23 @@ import time
 
 from ansible.module_utils import edge_claim as claim
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_criu_options import criu_errors, restore_options
 from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_docker import (
     MIGRATION_RUNTIME,
+    DockerError,
     create,
     data_root,
     engine_info,
     image_present,
     inspect_container,
+    inspect_image_id,
     place_checkpoint,
     place_images_marker,
+    portable_config,
     pull,
+    remove,
+    rename,
     set_restart_policy,
     start_from_checkpoint,
     still_running,
@@ -202,6 +246,7 @@ def ensure_created(module, api, phases, result):
                             cmd="docker image inspect %s" % image)
     with phases("create"):
         create(api, params["name"], config)
+    result["created"] = True
     return inspect_container(api, params["name"])
 
 
@@ -276,21 +321,15 @@ def start(module, api, phases, result):
         with phases("xdelta_dest"):
             decode(runner(module), params["patch_base_dir"], params["patch_delta_dir"], checkpoint_path,
                    verified_base=verified)
-    placed = None
     try:
-        with phases("restore"):
-            if checkpoint_path and inspect["HostConfig"].get("Runtime") == MIGRATION_RUNTIME:
-                placed = place_images_marker(checkpoint_path, data_root(api), inspect["Id"],
-                                             params["checkpoint_name"])
-            elif checkpoint_path:
-                placed = place_checkpoint(checkpoint_path, data_root(api), inspect["Id"],
-                                          params["checkpoint_name"])
-            start_from_checkpoint(api, inspect["Id"], params["checkpoint_name"] if checkpoint_path else None)
-            wait_running(api, inspect["Id"], params["wait_timeout"])
-        result["running_at"] = time.time()
-    finally:
-        if placed:
-            shutil.rmtree(placed, ignore_errors=True)
+        restore_into(api, inspect, checkpoint_path, params, phases, result)
+    except DockerError as exc:
+        if not replaceable(module, api, inspect, checkpoint_path, created=result.get("created", False)):
+            raise
+        # The container's runtime restores without the options CRIU needs here (an --init
+        # container, file locks): restore into a copy of it on the edge-migrate runtime.
+        result["replaced"] = "%s (restore in place failed: %s)" % (inspect["Id"][:12], exc.msg)
+        inspect = restore_in_replacement(module, api, inspect, checkpoint_path, phases, result)
     if checkpoint_path:
         result["criu_restore"] = criu_stats(checkpoint_path + ".work", "stats-restore").get("restore", {})
         # Memory images are not kept once restored.
@@ -306,11 +345,134 @@ def start(module, api, phases, result):
         set_restart_policy(api, inspect["Id"], policy)
 
 
+TRIAL_SUFFIX = "-edge-migrate-trial"
+REPLACED_SUFFIX = "-edge-migrate-replaced"
+
+
+def restore_into(api, inspect, checkpoint_path, params, phases, result):
+    """Start the container from checkpoint_path (from its image without one) and wait until it runs."""
+    placed = None
+    try:
+        with phases("restore"):
+            if checkpoint_path:
+                result["criu_options"] = restore_options(inspect["HostConfig"], checkpoint_path)
+            if checkpoint_path and inspect["HostConfig"].get("Runtime") == MIGRATION_RUNTIME:
+                placed = place_images_marker(checkpoint_path, data_root(api), inspect["Id"],
+                                             params["checkpoint_name"], result["criu_options"])
+            elif checkpoint_path:
+                placed = place_checkpoint(checkpoint_path, data_root(api), inspect["Id"],
+                                          params["checkpoint_name"], result["criu_options"])
+            start_from_checkpoint(api, inspect["Id"], params["checkpoint_name"] if checkpoint_path else None)
+            wait_running(api, inspect["Id"], params["wait_timeout"])
+        result["running_at"] = time.time()
+    except DockerError as exc:
+        raise with_criu_reason(exc, checkpoint_path) from exc
+    finally:
+        # Only Docker's copy goes: checkpoint_path keeps the images until the service runs.
+        if placed:
+            shutil.rmtree(placed, ignore_errors=True)
+
+
+def replaceable(module, api, inspect, checkpoint_path, created):
+    """Whether a failed restore of an existing container (a rollback or a recovery on the
+    host it was checkpointed on) can be tried again in a copy on the edge-migrate runtime."""
+    return bool(checkpoint_path and not created and module.params["method"] != "docker"
+                and inspect["HostConfig"].get("Runtime") != MIGRATION_RUNTIME
+                and MIGRATION_RUNTIME in engine_info(api)["runtimes"])
+
+
+def restore_in_replacement(module, api, old, checkpoint_path, phases, result):
+    """Set the container aside under another name, create its copy (same configuration and
+    layer, the edge-migrate runtime) under its name, restore into it and remove the old one;
+    on failure the old container gets its name back."""
+    name = module.params["name"]
+    aside = name + REPLACED_SUFFIX
+    if inspect_container(api, aside) is not None:
+        raise EdgeError("a container named %s exists already (an earlier replacement that did not finish): "
+                        "look at it, it may hold %s's files, and remove it" % (aside, name))
+    config = portable_config(old)
+    config["HostConfig"]["Runtime"] = MIGRATION_RUNTIME
+    if (inspect_image_id(api, config["Image"]) or old["Image"]) != old["Image"]:
+        config["Image"] = old["Image"]  # the tag moved on this host since: keep the very image
+    rename(api, old["Id"], aside)
+    try:
+        create(api, name, config)
+        new = inspect_container(api, name)
+        copy_layer(runner(module), old, new)
+        restore_into(api, new, checkpoint_path, module.params, phases, result)
+    except (EdgeError, OSError):
+        remove(api, name)
+        rename(api, old["Id"], name)
+        raise
+    remove(api, old["Id"])
+    return new
+
+
+def with_criu_reason(exc, checkpoint_path):
+    """The engine's error with CRIU's own first error lines (the runtime keeps its restore log
+    next to the images; the engine's copy of the log is gone with its task directory)."""
+    reason = criu_errors(os.path.join(checkpoint_path + ".work", "restore.log")) if checkpoint_path else ""
+    if not reason:
+        return exc
+    return DockerError("%s; CRIU: %s" % (exc.msg, reason), cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr)
+
+
+def trial_config(config):
+    """The container's configuration for a throwaway restore: nothing published, never restarted."""
+    host_config = dict(config.get("HostConfig") or {}, RestartPolicy={"Name": "no"}, AutoRemove=False,
+                       Runtime=MIGRATION_RUNTIME)
+    host_config.pop("PortBindings", None)
+    return dict(config, HostConfig=host_config)
+
+
+def copy_layer(run, source_inspect, target_inspect):
+    """Copy the container's writable layer into the throwaway one (its open files are there)."""
+    source = ((source_inspect or {}).get("GraphDriver") or {}).get("Data") or {}
+    target = (target_inspect.get("GraphDriver") or {}).get("Data") or {}
+    if not source.get("UpperDir") or not target.get("UpperDir") or not os.path.isdir(source["UpperDir"]):
+        return
+    argv = ["cp", "-a", "--reflink=auto", source["UpperDir"] + "/.", target["UpperDir"] + "/"]
+    rc, _out, err = run(argv)
+    if rc != 0:
+        raise EdgeError("cannot copy the layer of %s for the trial restore" % source_inspect["Name"],
+                        cmd=" ".join(argv), rc=rc, stderr=err)
+
+
+def trial(module, api, phases, result):
+    """Restore the checkpoint into a throwaway container with its processes left stopped."""
+    params = module.params
+    if not use_runtime(module, api):
+        result["trial"] = "skipped: this engine has no %s runtime (roles/edge_runtime)" % MIGRATION_RUNTIME
+        return
+    name = params["name"] + TRIAL_SUFFIX
+    checkpoint_path = params["checkpoint_path"]
+    remove(api, name)
+    result["changed"] = True
+    try:
+        with phases("trial"):
+            create(api, name, trial_config(params["config"]))
+            inspect = inspect_container(api, name)
+            copy_layer(runner(module), inspect_container(api, params["name"]), inspect)
+            result["criu_options"] = restore_options(inspect["HostConfig"], checkpoint_path, trial=True)
+            place_images_marker(checkpoint_path, data_root(api), inspect["Id"], "trial", result["criu_options"])
+            try:
+                start_from_checkpoint(api, inspect["Id"], "trial")
+            except DockerError as exc:
+                failed = with_criu_reason(exc, checkpoint_path)
+                raise EdgeError("%s cannot be restored on this host (a trial restore of its warm-up checkpoint "
+                                "failed, nothing was frozen): %s" % (params["name"], failed.msg),
+                                cmd=failed.cmd, rc=failed.rc, stderr=failed.stderr) from exc
+        result["trial"] = "restored"
+    finally:
+        remove(api, name)
+        shutil.rmtree(checkpoint_path + ".work", ignore_errors=True)
+
+
 def main():
     module = AnsibleModule(argument_spec=dict(
         name=dict(type="str", required=True),
         config=dict(type="dict"),
-        state=dict(type="str", choices=["created", "started"], default="started"),
+        state=dict(type="str", choices=["created", "started", "trial"], default="started"),
         checkpoint_path=dict(type="path"),
         checkpoint_name=dict(type="str", default="migrate"),
         patch_base_dir=dict(type="path"),
@@ -327,6 +489,7 @@ def main():
         **DOCKER_ARGS),
         required_together=[("patch_base_dir", "patch_delta_dir")],
         required_by={"patch_delta_dir": "checkpoint_path"},
+        required_if=[("state", "trial", ("checkpoint_path", "config"))],
         supports_check_mode=True)
     params = module.params
     phases = Phases()
@@ -337,11 +500,15 @@ def main():
                          cmd=None, rc=None, stderr="", **result)
     try:
         api = docker_api(module)
+        if module.check_mode and params["state"] == "trial":
+            module.exit_json(changed=False, phases={}, trial="skipped: check mode")
         if module.check_mode:
             inspect = inspect_container(api, params["name"])
             module.exit_json(changed=inspect is None or not inspect["State"].get("Running"), phases={})
         if params["state"] == "created":
             result["container_id"] = ensure_created(module, api, phases, result)["Id"]
+        elif params["state"] == "trial":
+            trial(module, api, phases, result)
         else:
             start(module, api, phases, result)
     except (EdgeError, OSError) as exc:

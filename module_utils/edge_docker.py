@@ -1,10 +1,12 @@
 """Docker Engine access for the migration modules: container configuration, checkpoint,
 create-from-configuration and restore, through the Docker SDK's low-level API client."""
 
+import json
 import os
 import shutil
 import time
 
+from ansible.module_utils.edge_criu_options import write_restore_conf
 from ansible.module_utils.edge_errors import EdgeError
 
 try:
@@ -27,12 +29,21 @@ IMAGES_MARKER = "edge-migrate-images"
 # the destination from these runs the same program the same way.
 CONFIG_KEYS = ("Image", "Cmd", "Entrypoint", "Env", "Labels", "ExposedPorts", "WorkingDir",
                "User", "Tty", "OpenStdin", "StdinOnce", "AttachStdin", "StopSignal",
-               "StopTimeout", "Healthcheck", "Volumes", "Domainname")
+               "StopTimeout", "Healthcheck", "Volumes", "Domainname", "Hostname")
+# A hostname the engine chose (the container's short id) is not part of the configuration.
+DEFAULT_HOSTNAME_LENGTH = 12
 HOST_CONFIG_KEYS = ("PortBindings", "Binds", "Mounts", "RestartPolicy", "NetworkMode",
                     "Memory", "MemorySwap", "NanoCpus", "CpuShares", "CapAdd", "CapDrop",
                     "Privileged", "SecurityOpt", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs",
                     "ShmSize", "Sysctls", "Ulimits", "LogConfig", "Init", "IpcMode",
-                    "PidMode", "ReadonlyRootfs", "Runtime", "AutoRemove")
+                    "PidMode", "ReadonlyRootfs", "Runtime", "AutoRemove", "PidsLimit", "CpuQuota",
+                    "CpuPeriod", "CpusetCpus", "CpusetMems", "MemoryReservation", "OomKillDisable",
+                    "GroupAdd", "Devices", "UTSMode", "Isolation", "CgroupnsMode")
+# Networks every engine has under these names (NetworkMode `default` is `bridge`).
+PREDEFINED_NETWORKS = ("bridge", "host", "none", "default")
+# What of a container's endpoint on a user-defined network it asked for (its address and
+# DNS names there); the rest (endpoint id, MAC, gateway) comes from the destination's engine.
+IPAM_CONFIG_KEYS = ("IPv4Address", "IPv6Address", "LinkLocalIPs")
 
 
 class DockerError(EdgeError):
@@ -78,11 +89,46 @@ def portable_config(inspect):
     config = inspect.get("Config") or {}
     host_config = inspect.get("HostConfig") or {}
     body = {key: config[key] for key in CONFIG_KEYS if config.get(key) not in (None, "", [], {})}
+    if body.get("Hostname") and (inspect.get("Id") or "")[:DEFAULT_HOSTNAME_LENGTH] == body["Hostname"]:
+        del body["Hostname"]
     body["HostConfig"] = {key: host_config[key] for key in HOST_CONFIG_KEYS
                           if host_config.get(key) not in (None, "", [], {}, 0)}
     if body["HostConfig"].get("Runtime") == MIGRATION_RUNTIME:
         del body["HostConfig"]["Runtime"]  # each destination decides whether it has it
+    endpoints = container_endpoints(inspect)
+    if endpoints:
+        body["NetworkingConfig"] = {"EndpointsConfig": endpoints}
+        mode = body["HostConfig"].get("NetworkMode")
+        if mode not in endpoints and len(endpoints) == 1 and is_user_network(mode):
+            # Started with --network <network id>: the destination's network has another id.
+            body["HostConfig"]["NetworkMode"] = next(iter(endpoints))
     return body
+
+
+def is_user_network(mode):
+    return bool(mode) and mode not in PREDEFINED_NETWORKS and not mode.startswith("container:")
+
+
+def container_endpoints(inspect):
+    """The container's user-defined networks by name, each with the aliases and static
+    addresses it was given there (the alias the engine adds, its short id, left out)."""
+    endpoints = {}
+    container_id = inspect.get("Id") or ""
+    for name, endpoint in sorted(((inspect.get("NetworkSettings") or {}).get("Networks") or {}).items()):
+        if not is_user_network(name):
+            continue
+        endpoint = endpoint or {}
+        wanted = {}
+        aliases = [alias for alias in endpoint.get("Aliases") or []
+                   if not (len(alias) >= 12 and container_id.startswith(alias))]
+        if aliases:
+            wanted["Aliases"] = aliases
+        ipam = {key: value for key, value in (endpoint.get("IPAMConfig") or {}).items()
+                if key in IPAM_CONFIG_KEYS and value}
+        if ipam:
+            wanted["IPAMConfig"] = ipam
+        endpoints[name] = wanted
+    return endpoints
 
 
 def summary(inspect):
@@ -128,13 +174,33 @@ def set_restart_policy(api, container, policy):
                           cmd="POST /containers/%s/update" % container) from exc
 
 
-def hold_restart_policy(api, inspect):
+RESTART_POLICY_FILE = "restart_policy.json"
+
+
+def hold_restart_policy(api, inspect, record_dir=None):
     """Set the restart policy to `no` so that dockerd does not restart a container stopped
-    by its checkpoint on this host; returns the policy it had (for the destination or a rollback)."""
+    by its checkpoint on this host; returns the policy it had (for the destination or a rollback).
+    With record_dir, the policy is first written there (a recovery finds it after a killed controller)."""
     policy = (inspect.get("HostConfig") or {}).get("RestartPolicy") or {}
     if policy.get("Name") not in (None, "", "no"):
+        if record_dir:
+            with open(os.path.join(record_dir, RESTART_POLICY_FILE), "w") as handle:
+                json.dump(policy, handle)
         set_restart_policy(api, inspect["Id"], {"Name": "no"})
     return policy
+
+
+def recorded_restart_policy(record_dir):
+    """The restart policy hold_restart_policy recorded in record_dir, or None."""
+    try:
+        with open(os.path.join(record_dir, RESTART_POLICY_FILE)) as handle:
+            policy = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(policy, dict) or policy.get("Name") not in ("always", "unless-stopped", "on-failure"):
+        return None
+    count = policy.get("MaximumRetryCount", 0)
+    return {"Name": policy["Name"], "MaximumRetryCount": count if isinstance(count, int) and 0 <= count < 1000 else 0}
 
 
 def data_root(api):
@@ -153,6 +219,24 @@ def pull(api, image):
         raise DockerError("pull of %s failed: %s" % (image, exc), cmd="docker pull %s" % image) from exc
 
 
+def rename(api, container, name):
+    try:
+        api.rename(container, name)
+    except APIError as exc:
+        raise DockerError("cannot rename container %s to %s: %s" % (container[:12], name, exc),
+                          cmd="POST /containers/%s/rename?name=%s" % (container[:12], name)) from exc
+
+
+def inspect_image_id(api, image):
+    """The id of the image a reference names on this engine, or None."""
+    try:
+        return api.inspect_image(image).get("Id")
+    except NotFound:
+        return None
+    except APIError as exc:
+        raise DockerError("cannot inspect image %s: %s" % (image, exc), cmd="GET /images/%s/json" % image) from exc
+
+
 def image_present(api, image):
     try:
         api.inspect_image(image)
@@ -162,41 +246,72 @@ def image_present(api, image):
 
 
 def create(api, name, config):
-    """Create (not start) a container named `name` from a portable configuration."""
+    """Create (not start) a container named `name` from a portable configuration, connected
+    to each network of its NetworkingConfig."""
+    config, more = split_endpoints(config)
     url = api._url("/containers/create")
     try:
         result = api._result(api._post_json(url, data=config, params={"name": name}), True)
     except APIError as exc:
         raise DockerError("cannot create container %s: %s" % (name, _explain(exc)),
                           cmd="POST /containers/create?name=%s" % name) from exc
+    for network, endpoint in more.items():
+        try:
+            api._raise_for_status(api._post_json(api._url("/networks/{0}/connect", network),
+                                                 data={"Container": result["Id"], "EndpointConfig": endpoint}))
+        except APIError as exc:
+            remove(api, result["Id"])
+            raise DockerError("cannot connect container %s to network %s: %s" % (name, network, _explain(exc)),
+                              cmd="POST /networks/%s/connect" % network) from exc
     return result["Id"]
 
 
-def place_checkpoint(images_dir, root_dir, container_id, checkpoint_id):
+def split_endpoints(config):
+    """(create body, {network: endpoint} to connect after the create): engines before API
+    1.44 take one endpoint at create, that of NetworkMode (moby#29265)."""
+    endpoints = (config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    mode = (config.get("HostConfig") or {}).get("NetworkMode")
+    if not endpoints or list(endpoints) == [mode]:
+        return config, {}
+    first = {mode: endpoints[mode]} if mode in endpoints else {}
+    body = dict(config, NetworkingConfig={"EndpointsConfig": first})
+    return body, {name: endpoint for name, endpoint in endpoints.items() if name != mode}
+
+
+def place_checkpoint(images_dir, root_dir, container_id, checkpoint_id, criu_options=()):
     """Put a checkpoint where dockerd looks for it: `docker start --checkpoint` ignores a
-    custom checkpoint directory (moby#37344). A rename when on the same filesystem."""
-    target_parent = os.path.join(root_dir, "containers", container_id, "checkpoints")
-    target = os.path.join(target_parent, checkpoint_id)
-    os.makedirs(target_parent, mode=0o700, exist_ok=True)
-    if os.path.exists(target):
-        shutil.rmtree(target)
-    try:
-        os.rename(images_dir, target)
-    except OSError:
-        shutil.copytree(images_dir, target, symlinks=True)
-        shutil.rmtree(images_dir)
+    custom checkpoint directory (moby#37344). The images are hard-linked (copied across file
+    systems), never moved: if the restore fails, images_dir still holds them."""
+    target = _fresh_checkpoint_dir(root_dir, container_id, checkpoint_id)
+    for entry in os.listdir(images_dir):
+        source = os.path.join(images_dir, entry)
+        if os.path.isdir(source) and not os.path.islink(source):
+            shutil.copytree(source, os.path.join(target, entry), symlinks=True)
+            continue
+        try:
+            os.link(source, os.path.join(target, entry), follow_symlinks=False)
+        except OSError:
+            shutil.copy2(source, os.path.join(target, entry), follow_symlinks=False)
+    write_restore_conf(target, criu_options)
     return target
 
 
-def place_images_marker(images_dir, root_dir, container_id, checkpoint_id):
+def place_images_marker(images_dir, root_dir, container_id, checkpoint_id, criu_options=()):
     """A checkpoint holding only the path of the images, for the edge-migrate runtime: the
     engine's copy through containerd is then nearly free and CRIU reads images_dir itself."""
+    target = _fresh_checkpoint_dir(root_dir, container_id, checkpoint_id)
+    with open(os.path.join(target, IMAGES_MARKER), "w") as handle:
+        handle.write(os.path.abspath(images_dir))
+    write_restore_conf(target, criu_options)
+    return target
+
+
+def _fresh_checkpoint_dir(root_dir, container_id, checkpoint_id):
     target = os.path.join(root_dir, "containers", container_id, "checkpoints", checkpoint_id)
+    os.makedirs(os.path.dirname(target), mode=0o700, exist_ok=True)
     if os.path.exists(target):
         shutil.rmtree(target)
     os.makedirs(target, mode=0o700)
-    with open(os.path.join(target, IMAGES_MARKER), "w") as handle:
-        handle.write(os.path.abspath(images_dir))
     return target
 
 

@@ -4,8 +4,10 @@ import os
 import time
 
 from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.edge_criu_options import holds_file_locks
 from ansible.module_utils.edge_docker import DEFAULT_DOCKER_HOST, DOCKER_IMPORT_ERROR, HAS_DOCKER, connect
 from ansible.module_utils.edge_docker import checkpoint as docker_checkpoint
+from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_runc import DEFAULT_EXEC_ROOT
 from ansible.module_utils.edge_runc import checkpoint as runc_checkpoint
 
@@ -25,12 +27,18 @@ CHECKPOINT_ARGS = dict(
 
 def take_checkpoint(module, api, inspect, checkpoint_dir, checkpoint_name, leave_running):
     """Checkpoint the container into checkpoint_dir/checkpoint_name by the module's method;
-    returns CRIU's dump statistics when the method gives access to them (runc)."""
+    returns CRIU's dump statistics when the method gives access to them (runc). File locks
+    held by its processes are dumped (the restore finds them in the images)."""
+    file_locks = holds_file_locks((inspect.get("State") or {}).get("Pid"))
     if module.params["method"] == "docker":
+        if file_locks:
+            raise EdgeError("the processes of %s hold file locks, which the engine's checkpoint endpoint cannot "
+                            "dump (CRIU needs --file-locks): use method=runc" % inspect["Name"].lstrip("/"),
+                            cmd="grep /proc/locks")
         docker_checkpoint(api, inspect["Id"], checkpoint_dir, checkpoint_name, leave_running)
         return {}
     return runc_checkpoint(runner(module), module.params["docker_exec_root"], inspect,
-                           os.path.join(checkpoint_dir, checkpoint_name), leave_running)
+                           os.path.join(checkpoint_dir, checkpoint_name), leave_running, file_locks=file_locks)
 
 
 def docker_api(module):

@@ -8,7 +8,8 @@ import os
 
 # The reference prototype's phases first, then ours.
 PHASES = ("pre_checkpoint", "pre_rsync", "prepare", "checkpoint", "xdelta_source", "final_rsync",
-          "xdelta_dest", "restore", "migrate", "freeze_task", "restore_task", "pull", "create", "pre_rounds")
+          "xdelta_dest", "restore", "migrate", "freeze_task", "restore_task", "pull", "create", "pre_rounds",
+          "trial")
 CSV_FIELDS = ("started_at", "migration_id", "service", "source", "destination", "strategy", "outcome",
               "state_preserved", "downtime_s", "total_s", "bytes_warmup", "bytes_freeze", "checkpoint_size",
               "freeze_bytes_ratio") + tuple("phase_" + p for p in PHASES) + ("cause",)
@@ -28,6 +29,7 @@ def build(request, results):
     prepare = _get(results, "prepare")
     freeze = _get(results, "freeze")
     restore = _get(results, "restore")
+    trial = _get(results, "trial")
     cold_stop = _get(results, "cold_stop")
     rounds = _get(results, "precopy").get("rounds") or []
     phases = {
@@ -42,6 +44,7 @@ def build(request, results):
         "restore": (restore.get("phases") or {}).get("restore"),
         "freeze_task": freeze.get("task_duration_s"),
         "restore_task": restore.get("task_duration_s"),
+        "trial": (trial.get("phases") or {}).get("trial"),
         "pull": (prepare.get("phases") or restore.get("phases") or {}).get("pull"),
         "create": (prepare.get("phases") or restore.get("phases") or {}).get("create"),
     }
@@ -73,13 +76,17 @@ def build(request, results):
         "checkpoint_size": checkpoint_size,
         "freeze_bytes_ratio": round(bytes_freeze / checkpoint_size, 5) if bytes_freeze and checkpoint_size else None,
         "phases": {name: value for name, value in phases.items() if value is not None},
-        "criu": {"dump": freeze.get("criu_dump") or {}, "restore": restore.get("criu_restore") or {}},
+        "criu": {"dump": freeze.get("criu_dump") or {}, "restore": restore.get("criu_restore") or {},
+                 "restore_options": restore.get("criu_options") or trial.get("criu_options") or []},
+        "trial_restore": trial.get("trial") or "not run",
         "disk": _disk(_get(results, "fs_warmup"), freeze.get("fs_sync"), _get(results, "fs_final").get("results")),
         "tool_versions": {
             "source": _versions(_get(results, "source_info")),
             "destination": _versions(_get(results, "destination_info")),
         },
     }
+    if request.get("kept_checkpoint"):
+        report["kept_checkpoint"] = request["kept_checkpoint"]
     if rounds:
         report["warmup_rounds"] = {"rounds": rounds, "stop_reason": _get(results, "precopy").get("stop_reason")}
     if report["disk"]:
@@ -163,6 +170,9 @@ def _disk(warmup, in_freeze, after_stop):
 
 
 def _state_phrase(report):
+    if report["outcome"] == "stopped":
+        kept = report.get("kept_checkpoint") or {}
+        return "the service runs NOWHERE; its state is kept in %s:%s/final" % (kept.get("host"), kept.get("path"))
     if report["outcome"] == "failed":
         return "nothing was frozen, the service runs on %s as before" % report["source"]
     if report["state_preserved"]:

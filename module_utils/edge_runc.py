@@ -9,6 +9,7 @@ dockerd still owns the container and sees it exit (137) as after any kill."""
 import os
 import shutil
 
+from ansible.module_utils.edge_criu_options import criu_errors
 from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_errors import EdgeError
 
@@ -29,9 +30,9 @@ def runc_root(exec_root, runtime, container_id):
     return None
 
 
-def checkpoint(run, exec_root, inspect, image_dir, leave_running):
+def checkpoint(run, exec_root, inspect, image_dir, leave_running, file_locks=False):
     """Dump the container into image_dir (created 0700) and return CRIU's dump statistics;
-    raise EdgeError with the tail of CRIU's log."""
+    raise EdgeError with CRIU's first errors. file_locks: the processes hold file locks."""
     root = runc_root(exec_root, (inspect.get("HostConfig") or {}).get("Runtime"), inspect["Id"])
     if root is None:
         raise EdgeError("runc has no state for container %s under %s/runtime-*/%s: is docker_exec_root dockerd's "
@@ -43,6 +44,8 @@ def checkpoint(run, exec_root, inspect, image_dir, leave_running):
     argv = ["runc", "--root", root, "checkpoint", "--image-path", image_dir, "--work-path", work_dir]
     if leave_running:
         argv.append("--leave-running")
+    if file_locks:
+        argv.append("--file-locks")
     argv.append(inspect["Id"])
     try:
         rc, _out, err = run(argv)
@@ -61,12 +64,6 @@ def _last_line(text):
     return lines[-1] if lines else "no error output"
 
 
-def _log_tail(path, lines=3):
-    """CRIU's first errors (what went wrong), else the end of its log."""
-    try:
-        with open(path, errors="replace") as handle:
-            log = [line.strip() for line in handle]
-    except OSError:
-        return ""
-    errors = [line for line in log if "Error (" in line and "RLIMIT_NOFILE" not in line]
-    return "; CRIU: " + " | ".join(errors[:lines] if errors else log[-lines:])
+def _log_tail(path):
+    errors = criu_errors(path)
+    return "; CRIU: " + errors if errors else ""

@@ -5,6 +5,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 
 import docker
@@ -106,3 +107,45 @@ def latest_report(service):
     names = sorted(n for n in os.listdir(REPORTS) if n.endswith("-%s.json" % service))
     with open(os.path.join(REPORTS, names[-1])) as handle:
         return json.load(handle)
+
+
+_HOOKS = [0]
+
+
+def hook(script):
+    """A migration hook: run this Python snippet on the controller (as the product runs any command)."""
+    _HOOKS[0] += 1
+    path = os.path.join("/tmp", "edge-test-hook-%d-%d.py" % (os.getpid(), _HOOKS[0]))
+    with open(path, "w") as handle:
+        handle.write(script)
+    return "%s %s" % (sys.executable, path)
+
+
+def spoil_in_layer(docker_host, container, pattern, record):
+    """Hook command: make the first file matching `pattern` (a glob inside the image, e.g. a
+    binary the service maps) 4 KB longer in the container's file system on that engine
+    (through its mounted root when it has one: overlayfs does not see changes made under a
+    mounted layer), so that CRIU's restore refuses it ("has bad size"). The path and the
+    original size go to `record` for undo_spoil."""
+    return hook(
+        "import docker, glob, json, os, shutil\n"
+        "api = docker.APIClient(base_url=%r)\n"
+        "data = api.inspect_container(%r)['GraphDriver']['Data']\n"
+        "pattern = %r\n"
+        "source = [d for d in data['LowerDir'].split(':') if glob.glob(d + pattern)][0]\n"
+        "binary = sorted(glob.glob(source + pattern))[0]\n"
+        "size = os.path.getsize(binary)\n"
+        "if os.path.ismount(data['MergedDir']):\n"
+        "    target = data['MergedDir'] + binary[len(source):]\n"
+        "else:\n"
+        "    target = data['UpperDir'] + binary[len(source):]\n"
+        "    os.makedirs(os.path.dirname(target), exist_ok=True)\n"
+        "    shutil.copy2(binary, target)\n"
+        "open(target, 'ab').write(b'0' * 4096)\n"
+        "json.dump([target, size], open(%r, 'w'))\n" % (docker_host, container, pattern, record))
+
+
+def undo_spoil(record):
+    with open(record) as handle:
+        target, size = json.load(handle)
+    os.truncate(target, size)

@@ -5,12 +5,11 @@ any host, and that the playbook's message names the cause. Bad inputs must be re
 before anything is frozen. The suite writes its table to reports/fault-suite.md."""
 
 import glob
-import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import docker
@@ -20,32 +19,26 @@ from labtools import (
     ROOT,
     VENV_BIN,
     engine,
+    hook,
     latest_report,
     memory_images_left,
     playbook,
     remove_everywhere,
     request,
     running_on,
+    spoil_in_layer,
+    undo_spoil,
 )
 
 pytestmark = pytest.mark.lab
 
 SERVICE = "openface"
 TABLE = []
-HOOKS = itertools.count()
 CUT = ["-I", "OUTPUT", "-d", "10.77.0.12", "-p", "tcp", "--dport", "22", "-j", "DROP"]
 
 
 def in_netns(host, *argv):
     return ["nsenter", "--net=/run/netns/%s" % host["netns"], *argv]
-
-
-def hook(script):
-    """A migration hook: run this Python snippet on the controller (as the product runs any command)."""
-    path = os.path.join("/tmp", "edge-fault-hook-%d-%d.py" % (os.getpid(), next(HOOKS)))
-    with open(path, "w") as handle:
-        handle.write(script)
-    return "%s %s" % (sys.executable, path)
 
 
 def migrate(*extra, hooks=None):
@@ -94,6 +87,10 @@ def openface(lab):
     yield answer
     subprocess.run(in_netns(lab["edge1"], "iptables", "-D", *CUT[1:]), capture_output=True)
     remove_everywhere(lab, SERVICE)
+    # A failed case may leave a kept final checkpoint (outcome stopped): it goes with the service.
+    for host in lab.values():
+        for kept in glob.glob(os.path.join(host["checkpoint_dir"], "%s-*" % SERVICE)):
+            shutil.rmtree(kept, ignore_errors=True)
 
 
 def assert_intact(lab, host, before):
@@ -179,22 +176,57 @@ def test_corrupted_delta_is_caught_by_checksum(lab, openface):
 def test_criu_restore_failure_on_destination(lab, openface):
     # A file the process maps (its python binary) changes size in the destination
     # container's filesystem: CRIU's restore refuses it (a real CRIU failure).
-    spoil = hook(
-        "import docker, glob, os, shutil\n"
-        "api = docker.APIClient(base_url=%r)\n"
-        "data = api.inspect_container(%r)['GraphDriver']['Data']\n"
-        "source = [d for d in data['LowerDir'].split(':') if glob.glob(d + '/usr/bin/python3.*')][0]\n"
-        "binary = sorted(glob.glob(source + '/usr/bin/python3.[0-9]*'))[0]\n"
-        "target = data['UpperDir'] + binary[len(source):]\n"
-        "os.makedirs(os.path.dirname(target), exist_ok=True)\n"
-        "shutil.copy2(binary, target)\n"
-        "open(target, 'ab').write(b'0' * 4096)\n" % (lab["edge2"]["docker_host"], SERVICE))
+    spoil = spoil_in_layer(lab["edge2"]["docker_host"], SERVICE, PYTHON_BINARY, "/tmp/edge-fault-spoiled-restore")
     proc = migrate(hooks={"before_freeze": spoil})
     assert proc.returncode != 0
     report = latest_report(SERVICE)
     assert report["outcome"] == "rolled_back" and "from checkpoint" in report["cause"]
     assert_intact(lab, "edge1", openface)
     record("CRIU restore failure on the destination", proc, "rolled back to the source with its state")
+
+
+PYTHON_BINARY = "/usr/bin/python3.[0-9]*"
+
+
+def test_trial_restore_failure_is_refused_before_the_freeze(lab, openface):
+    # The destination's container (made in the warm-up) cannot be restored into: the trial
+    # restore finds it while the service runs, and nothing is frozen.
+    spoil = spoil_in_layer(lab["edge2"]["docker_host"], SERVICE, PYTHON_BINARY, "/tmp/edge-fault-spoiled-trial")
+    proc = migrate(hooks={"before_trial_restore": spoil})
+    assert proc.returncode != 0
+    report = latest_report(SERVICE)
+    assert report["outcome"] == "failed" and report["downtime_s"] is None, report
+    assert "trial restore" in report["cause"] and "CRIU: " in report["cause"] and "Error (" in report["cause"]
+    source = engine(lab["edge1"]).inspect_container(SERVICE)
+    assert source["State"]["Running"] and source["RestartCount"] == 0
+    assert_intact(lab, "edge1", openface)
+    record("trial restore fails on the destination (a mapped file differs there)", proc,
+           "on the source, never frozen (refused in the warm-up with CRIU's reason)")
+
+
+def test_restore_failing_everywhere_keeps_the_final_checkpoint_and_a_rerun_restores_it(lab, openface):
+    # CRIU fails on both hosts: the destination's layer is spoiled before the freeze, the
+    # source's right after it. The state then exists only in the final checkpoint.
+    spoiled = "/tmp/edge-fault-spoiled-source-%d" % os.getpid()
+    proc = migrate(hooks={
+        "before_freeze": spoil_in_layer(lab["edge2"]["docker_host"], SERVICE, PYTHON_BINARY, spoiled + "-d"),
+        "after_freeze": spoil_in_layer(lab["edge1"]["docker_host"], SERVICE, PYTHON_BINARY, spoiled)})
+    assert proc.returncode != 0
+    report = latest_report(SERVICE)
+    assert report["outcome"] == "stopped", report
+    assert "STOPPED and runs nowhere" in proc.stdout and "migrate.yml -e service=%s" % SERVICE in proc.stdout
+    assert running_on(lab, SERVICE) == []
+    kept = glob.glob(os.path.join(lab["edge1"]["checkpoint_dir"], "%s-*" % SERVICE, "final", "pages-*.img"))
+    assert kept, "the final checkpoint was deleted while the service runs nowhere"
+    record("CRIU restore fails on both hosts", proc, "stopped, final checkpoint kept on the source")
+    # The cause goes; a re-run brings the service back with its state, then moves it.
+    undo_spoil(spoiled)
+    rerun = migrate()
+    assert rerun.returncode == 0, rerun.stdout[-3000:]
+    assert "Recover |" in rerun.stdout
+    assert_intact(lab, "edge2", openface)
+    record("re-run after the cause of a stopped migration is removed", rerun,
+           "restored from the kept checkpoint, then migrated with its state")
 
 
 def test_step_failing_while_the_destination_restores(lab, openface):
@@ -226,6 +258,7 @@ def test_destination_disk_full(lab, openface):
 
 
 def test_controller_killed_during_freeze_then_rerun(lab, openface):
+    engine(lab["edge1"]).update_container(SERVICE, restart_policy={"Name": "unless-stopped"})
     final = os.path.join(lab["edge1"]["checkpoint_dir"], "%s-*" % SERVICE, "final", "pages-*.img")
     proc = subprocess.Popen([os.path.join(VENV_BIN, "ansible-playbook"), "migrate.yml", "-e", "service=%s" % SERVICE,
                              "-e", "destination=edge2"], cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -241,6 +274,8 @@ def test_controller_killed_during_freeze_then_rerun(lab, openface):
     assert rerun.returncode == 0, rerun.stdout[-3000:]
     assert "Recover |" in rerun.stdout
     assert_intact(lab, "edge2", openface)
+    # The freeze had set it to `no`; the recovery found the original on the edge.
+    assert engine(lab["edge2"]).inspect_container(SERVICE)["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
     record("controller killed during freeze, then re-run", rerun, "recovered, then migrated with its state")
 
 

@@ -53,3 +53,8 @@ def test_catalog_entry_becomes_a_create_body():
     assert config["ExposedPorts"] == {"9999/tcp": {}}
     assert config["HostConfig"]["PortBindings"] == {"9999/tcp": [{"HostIp": "", "HostPort": "9999"}]}
     assert config["Labels"]["edge-migrate.service"] == "openface"
+
+
+def test_a_hostname_given_with_run_is_kept():
+    inspect = dict(INSPECT, Config=dict(INSPECT["Config"], Hostname="camera-7"))
+    assert portable_config(inspect)["Hostname"] == "camera-7"

@@ -48,3 +48,38 @@ def test_marker_naming_a_missing_directory_fails_clearly(tmp_path):
     (tmp_path / "cp" / "edge-migrate-images").write_text("/nonexistent/images")
     rc, argv, err = argv_seen_by_runc(tmp_path, "restore", "--image-path", str(tmp_path / "cp"), "abc")
     assert rc != 0 and argv == [] and "/nonexistent/images" in err
+
+
+def criu_config_seen_by_runc(tmp_path, *args):
+    printer = tmp_path / "print-env"
+    printer.write_text('#!/bin/sh\necho "${CRIU_CONFIG_FILE:-none}"\n')
+    printer.chmod(0o755)
+    proc = subprocess.run([WRAPPER, *args], capture_output=True, text=True,
+                          env={"EDGE_MIGRATE_RUNC": str(printer), "PATH": os.environ["PATH"]})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_restore_options_of_the_checkpoint_reach_criu(tmp_path):
+    (tmp_path / "cp").mkdir()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "cp" / "edge-migrate-images").write_text(str(tmp_path / "images"))
+    (tmp_path / "cp" / "edge-migrate-criu.conf").write_text("mntns-compat-mode\n")
+    seen = criu_config_seen_by_runc(tmp_path, "restore", "--image-path", str(tmp_path / "cp"), "abc")
+    assert seen == str(tmp_path / "cp" / "edge-migrate-criu.conf")
+    # A whole checkpoint (no marker) carries them the same way; other commands never do.
+    (tmp_path / "cp" / "edge-migrate-images").unlink()
+    assert criu_config_seen_by_runc(tmp_path, "restore", "--image-path", str(tmp_path / "cp"), "abc") == seen
+    assert criu_config_seen_by_runc(tmp_path, "checkpoint", "--image-path", str(tmp_path / "images"), "abc") == "none"
+
+
+def test_file_locks_of_the_checkpoint_become_runcs_flag(tmp_path):
+    (tmp_path / "cp").mkdir()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "cp" / "edge-migrate-images").write_text(str(tmp_path / "images"))
+    (tmp_path / "cp" / "edge-migrate-criu.conf").write_text("mntns-compat-mode\nfile-locks\n")
+    rc, argv, _ = argv_seen_by_runc(tmp_path, "--root", "/r", "restore", "--image-path", str(tmp_path / "cp"),
+                                    "--work-path", "/w", "restore")
+    assert rc == 0
+    assert argv == ["--root", "/r", "restore", "--file-locks", "--image-path", str(tmp_path / "images"),
+                    "--work-path", str(tmp_path / "images.work"), "restore"]

@@ -1,0 +1,78 @@
+#!/usr/bin/python
+"""Ansible module: remove the memory images containerd leaves in its temporary directory."""
+
+DOCUMENTATION = r"""
+module: edge_engine_temporaries
+short_description: Remove the checkpoint copies containerd leaves in its temporary directory
+description:
+  - containerd unpacks every checkpoint it restores, and writes every checkpoint the engine
+    takes, into a C(ctrd-checkpoint*) directory of its temporary directory (C(TMPDIR), else
+    C(/tmp)) and does not remove it. Those copies hold the process's memory, so they are removed.
+  - A directory is removed when it names (edge-migrate runtime marker) a path under
+    I(images_under), or when it has not changed for I(older_than) seconds (a checkpoint or
+    restore in progress is younger).
+  - The temporary directories searched are I(tmp_dirs) and the C(TMPDIR) of every running
+    containerd.
+options:
+  images_under:
+    description: The migration's directory; a copy whose marker names a path under it is removed at once.
+    type: path
+  older_than:
+    description: Seconds after which any other copy that no process uses is removed.
+    type: float
+    default: 60
+  tmp_dirs:
+    description: Temporary directories to search besides those of the running containerd processes.
+    type: list
+    elements: path
+    default: [/tmp]
+requirements: []
+author: edge-migrate developers
+"""
+
+EXAMPLES = r"""
+- name: Remove containerd's copies of this migration's checkpoints
+  edge_engine_temporaries:
+    images_under: /var/lib/edge-migrate/openface-20261201T120000
+"""
+
+RETURN = r"""
+removed:
+  description: The directories removed (would be removed, in check mode).
+  type: list
+  elements: str
+  returned: always
+bytes:
+  description: Bytes in them.
+  type: int
+  returned: always
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_engine_tmp import containerd_tmp_dirs, paths_in_use, stale_checkpoint_copies
+from ansible.module_utils.edge_images import remove_tree, tree_size
+
+
+def main():
+    module = AnsibleModule(argument_spec=dict(
+        images_under=dict(type="path"),
+        older_than=dict(type="float", default=60),
+        tmp_dirs=dict(type="list", elements="path", default=["/tmp"]),
+    ), supports_check_mode=True)
+    params = module.params
+    try:
+        directories = sorted(set(params["tmp_dirs"]) | containerd_tmp_dirs())
+        found = stale_checkpoint_copies(directories, params["images_under"], params["older_than"],
+                                        in_use=paths_in_use())
+        size = sum(tree_size(path) for path in found)
+        if not module.check_mode:
+            for path in found:
+                remove_tree(path)
+    except OSError as exc:
+        module.fail_json(msg="cannot remove containerd's checkpoint copies: %s" % exc, cmd=None, rc=None,
+                         stderr=str(exc))
+    module.exit_json(changed=bool(found), removed=found, bytes=size)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Containers started by hand the way people start them (`docker run` with its everyday
+options), moved by migrate.yml on real daemons, CRIU and SSH: their state goes on and their
+settings are the same on the destination. The README's option table points at these tests."""
+
+import json
+import os
+import time
+
+import pytest
+from labtools import (
+    engine,
+    hook,
+    latest_report,
+    memory_images_left,
+    playbook,
+    read_file,
+    remove_everywhere,
+    running_on,
+)
+
+pytestmark = pytest.mark.lab
+
+SIMPLE = "10.77.0.1:5000/simple:latest"
+PYTHON = "10.77.0.1:5000/openface-standin:latest"
+COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done"
+
+
+def migrate(name, destination="edge2", *extra):
+    return playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % destination, *extra)
+
+
+def test_everyday_run_options_are_kept_and_the_counter_goes_on(lab):
+    """`docker run --init --restart unless-stopped --hostname ... -w ... -u 0 --memory ...`: every
+    row of the README's option table marked 'kept' is checked here on the destination."""
+    name = "everyday"
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(SIMPLE)
+    host_config = source.create_host_config(
+        init=True, restart_policy={"Name": "unless-stopped"}, mem_limit="64m", nano_cpus=500_000_000,
+        pids_limit=64, ulimits=[{"Name": "nofile", "Soft": 1024, "Hard": 2048}],
+        cap_drop=["NET_RAW"], cap_add=["SYS_PTRACE"], shm_size="32m", tmpfs={"/scratch": "size=8m"},
+        port_bindings={"7000/tcp": 17000, "7001/tcp": 17001}, sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
+        log_config={"Type": "json-file", "Config": {"max-size": "1m"}})
+    container = source.create_container(
+        SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER], hostname="everyday-host",
+        working_dir="/tmp", user="0", environment={"MODE": "edge", "FROM_ENV_FILE": "yes"},
+        labels={"team": "mobility"}, stop_signal="SIGINT", ports=[7000, 7001],
+        healthcheck={"Test": ["CMD-SHELL", "test -s /tmp/n"], "Interval": 1_000_000_000, "Retries": 3},
+        host_config=host_config)
+    source.start(container)
+    try:
+        time.sleep(1.5)
+        before = read_file(source, name, "/tmp/n")
+        migrate(name)
+        assert running_on(lab, name) == ["edge2"]
+        moved = engine(lab["edge2"]).inspect_container(name)
+        config, host = moved["Config"], moved["HostConfig"]
+        assert host["Init"] is True
+        assert host["RestartPolicy"]["Name"] == "unless-stopped"
+        assert (host["Memory"], host["NanoCpus"], host["PidsLimit"]) == (64 * 2**20, 500_000_000, 64)
+        assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1024, "Hard": 2048}]
+        assert host["CapDrop"] == ["NET_RAW"] and host["CapAdd"] == ["SYS_PTRACE"]
+        assert host["ShmSize"] == 32 * 2**20 and host["Tmpfs"] == {"/scratch": "size=8m"}
+        assert host["Sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "0"}
+        assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "1m"}}
+        assert {port: binding[0]["HostPort"] for port, binding in host["PortBindings"].items()} == {
+            "7000/tcp": "17000", "7001/tcp": "17001"}
+        assert config["Hostname"] == "everyday-host" and config["WorkingDir"] == "/tmp" and config["User"] == "0"
+        assert "MODE=edge" in config["Env"] and "FROM_ENV_FILE=yes" in config["Env"]
+        assert config["Labels"]["team"] == "mobility" and config["StopSignal"] == "SIGINT"
+        assert config["Entrypoint"] == ["sh", "-c"] and config["Healthcheck"]["Test"][0] == "CMD-SHELL"
+        after = read_file(engine(lab["edge2"]), name, "/tmp/n")
+        assert after > before, "the counter restarted (%s before, %s after)" % (before, after)
+        report = latest_report(name)
+        assert "mntns-compat-mode" in report["criu"]["restore_options"] and report["trial_restore"] == "restored"
+        assert memory_images_left(lab) == []
+    finally:
+        remove_everywhere(lab, name)
+
+
+LOCKER = r"""
+import fcntl, os, time
+flocked = open("/var/lock-flock", "w"); fcntl.flock(flocked, fcntl.LOCK_EX)
+posix = open("/var/lock-fcntl", "w"); fcntl.lockf(posix, fcntl.LOCK_EX)
+i = 0
+while True:
+    i += 1
+    with open("/tmp/n", "w") as out:
+        out.write(str(i))
+    time.sleep(0.1)
+"""
+
+# Run inside the container after the move: both locks must still be held by the service,
+# so taking them without waiting fails.
+PROBE = ("import fcntl, sys\n"
+         "for path, take in (('/var/lock-flock', fcntl.flock), ('/var/lock-fcntl', fcntl.lockf)):\n"
+         "    try:\n"
+         "        take(open(path, 'w'), fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+         "        sys.exit(path + ' is not locked')\n"
+         "    except OSError:\n"
+         "        pass\n"
+         "print('held')\n")
+
+
+def test_flock_and_fcntl_locks_move_with_the_service(lab):
+    name = "locker"
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(PYTHON)
+    container = source.create_container(PYTHON, name=name, entrypoint=["python3", "-c"], command=[LOCKER])
+    source.start(container)
+    try:
+        time.sleep(1.5)
+        before = read_file(source, name, "/tmp/n")
+        migrate(name)
+        assert running_on(lab, name) == ["edge2"]
+        destination = engine(lab["edge2"])
+        probe = destination.exec_create(name, ["python3", "-c", PROBE])
+        output = destination.exec_start(probe).decode()
+        assert destination.exec_inspect(probe)["ExitCode"] == 0 and "held" in output, output
+        assert read_file(destination, name, "/tmp/n") > before
+        assert "file-locks" in latest_report(name)["criu"]["restore_options"]
+        assert memory_images_left(lab) == []
+    finally:
+        remove_everywhere(lab, name)
+
+
+
+def test_init_container_rolled_back_on_its_own_runtime_keeps_its_state(lab):
+    """The destination's restore fails after the freeze. The source container runs on plain
+    runc, whose restore cannot have CRIU's mntns-compat-mode: the rollback restores into a
+    copy of it on the edge-migrate runtime, under its name, and the counter goes on."""
+    name = "initback"
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(SIMPLE)
+    container = source.create_container(SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER],
+                                        host_config=source.create_host_config(
+                                            init=True, restart_policy={"Name": "on-failure", "MaximumRetryCount": 2}))
+    source.start(container)
+    original = source.inspect_container(name)
+    assert original["HostConfig"]["Runtime"] == "runc"
+    try:
+        time.sleep(1.5)
+        before = read_file(source, name, "/tmp/n")
+        # The destination's copy of the warm-up checkpoint is damaged: its checksum stops the restore.
+        corrupt = hook("import glob\nfor p in glob.glob(%r):\n    with open(p, 'r+b') as f:\n"
+                       "        f.write(b'\\xff' * 16)\n"
+                       % os.path.join(lab["edge2"]["checkpoint_dir"], name + "-*", "base", "pages-*.img"))
+        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2",
+                        "-e", json.dumps({"migration_hooks": {"before_freeze": corrupt}}), check=False)
+        assert proc.returncode != 0
+        report = latest_report(name)
+        assert report["outcome"] == "rolled_back", report["cause"]
+        assert running_on(lab, name) == ["edge1"]
+        back = source.inspect_container(name)
+        assert back["Id"] != original["Id"] and back["HostConfig"]["Runtime"] == "edge-migrate"
+        assert back["HostConfig"]["Init"] is True and back["HostConfig"]["RestartPolicy"]["Name"] == "on-failure"
+        assert source.containers(all=True, filters={"name": name + "-edge-migrate"}) == []
+        time.sleep(0.5)
+        assert read_file(source, name, "/tmp/n") > before
+        assert memory_images_left(lab) == []
+    finally:
+        remove_everywhere(lab, name)

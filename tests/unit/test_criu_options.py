@@ -1,0 +1,92 @@
+"""CRIU options chosen per container, and containerd's checkpoint copies found for removal."""
+
+import os
+
+import pytest
+from ansible.module_utils.edge_criu_options import (
+    RESTORE_CONF,
+    criu_errors,
+    has_cap_sys_resource,
+    lock_holders,
+    process_tree,
+    process_uids,
+    restore_options,
+    write_restore_conf,
+)
+from ansible.module_utils.edge_engine_tmp import stale_checkpoint_copies
+
+LOCKS = """1: POSIX  ADVISORY  WRITE 31812 00:2a:1515710 0 EOF
+2: FLOCK  ADVISORY  WRITE 4242 00:2a:1515702 0 EOF
+2: -> FLOCK  ADVISORY  WRITE 777 00:2a:1515702 0 EOF
+3: OFDLCK ADVISORY  READ -1 00:06:3 0 EOF
+"""
+
+
+def test_lock_holders_are_read_from_proc_locks_without_waiters():
+    assert lock_holders(LOCKS) == {31812, 4242, -1}
+
+
+def test_process_tree_follows_parent_pids(tmp_path):
+    for pid, ppid, comm in ((10, 1, "init"), (11, 10, "sh"), (12, 11, "a b) (c"), (20, 1, "other")):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text("%d (%s) S %d 0 0\n" % (pid, comm, ppid))
+    assert process_tree(10, proc=str(tmp_path)) == {10, 11, 12}
+
+
+def test_restore_options_follow_the_container_and_its_images(tmp_path):
+    assert restore_options({}, str(tmp_path)) == []
+    assert restore_options({"Init": True}, str(tmp_path)) == ["mntns-compat-mode"]
+    (tmp_path / "filelocks.img").write_bytes(b"\0" * 8)  # magic only: no lock was dumped
+    assert restore_options({}, str(tmp_path), trial=True) == ["leave-stopped"]
+    (tmp_path / "filelocks.img").write_bytes(b"\0" * 40)
+    assert restore_options({"Init": True}, str(tmp_path)) == ["mntns-compat-mode", "file-locks"]
+
+
+def test_restore_conf_is_private_and_only_known_options(tmp_path):
+    assert write_restore_conf(str(tmp_path), []) is None and not (tmp_path / RESTORE_CONF).exists()
+    path = write_restore_conf(str(tmp_path), ["mntns-compat-mode", "leave-stopped"])
+    assert open(path).read() == "mntns-compat-mode\nleave-stopped\n"
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    with pytest.raises(ValueError):
+        write_restore_conf(str(tmp_path), ["action-script=/tmp/x"])
+
+
+def test_criu_errors_are_the_first_error_lines_else_the_end(tmp_path):
+    log = tmp_path / "restore.log"
+    log.write_text("(0.1) start\n(0.2) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE\n"
+                   "(0.3) 1: Error (criu/mount-v2.c:413): mnt-v2: Can't remount\n(0.4) Error (x): second\n")
+    assert criu_errors(str(log)) == ("(0.3) 1: Error (criu/mount-v2.c:413): mnt-v2: Can't remount"
+                                     " | (0.4) Error (x): second")
+    log.write_text("a\nb\nc\nd\n")
+    assert criu_errors(str(log)) == "b | c | d"
+    assert criu_errors(str(tmp_path / "none.log")) == ""
+
+
+def test_containerd_copies_ours_at_once_others_when_old_and_unused(tmp_path):
+    ours, fresh, old, used, other = (tmp_path / n for n in ("ctrd-checkpoint1", "ctrd-checkpoint2",
+                                                            "ctrd-checkpoint3", "ctrd-checkpoint4", "keep-me"))
+    for path in (ours, fresh, old, used, other):
+        path.mkdir()
+    (ours / "edge-migrate-images").write_text("/work/svc-1/final")
+    (fresh / "pages-1.img").write_bytes(b"x")
+    now = 1000.0
+    for path in (ours, fresh):
+        os.utime(path, (now - 1, now - 1))
+    for path in (old, used, other):
+        os.utime(path, (now - 100, now - 100))
+    found = stale_checkpoint_copies([str(tmp_path)], "/work/svc-1", older_than=60, now=now,
+                                    in_use={str(used / "pages-1.img")})
+    assert found == [str(ours), str(old)]
+
+
+def test_process_uids_and_the_capability_are_read_from_proc(tmp_path):
+    for pid, ppid, uid in ((10, 1, 0), (11, 10, 999), (20, 1, 1000)):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text("%d (p) S %d 0 0\n" % (pid, ppid))
+        (tmp_path / str(pid) / "status").write_text("Name:\tp\nUid:\t%d\t%d\t%d\t%d\n" % ((uid,) * 4))
+    assert process_uids(10, proc=str(tmp_path)) == [0, 999]
+    (tmp_path / "self").mkdir()
+    (tmp_path / "self" / "status").write_text("CapEff:\t000001fffeffffff\n")  # bit 24 missing
+    assert has_cap_sys_resource(proc=str(tmp_path)) is False
+    (tmp_path / "self" / "status").write_text("CapEff:\t000001ffffffffff\n")
+    assert has_cap_sys_resource(proc=str(tmp_path)) is True
