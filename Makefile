@@ -7,15 +7,17 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.requirements.stamp
 
 .NOTPARALLEL:
-.PHONY: system venv lab lab-down demo test lint clean bench bench-full bench-fleet
+.PHONY: system venv lab lab-down demo test lint clean bench bench-full bench-fleet collection sanity follow
 
 system:
 	lab/install-system.sh
 
-# Rebuilt only when requirements.txt changes.
-$(VENV_STAMP): requirements.txt
+# Rebuilt only when requirements.txt or tests/sanity/requirements.txt changes. The second is
+# downloaded into .venv/wheelhouse, which `make sanity` installs ansible-test's tools from offline.
+$(VENV_STAMP): requirements.txt tests/sanity/requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q -r requirements.txt
+	$(VENV)/bin/pip download -q --no-deps -d $(VENV)/wheelhouse -r tests/sanity/requirements.txt
 	touch $@
 
 venv: $(VENV_STAMP)
@@ -40,6 +42,31 @@ demo: lab
 
 test: lab
 	$(VENV)/bin/python -m pytest tests -v --durations=25
+	$(VENV)/bin/python build/sanity.py
+
+# A mobile user in the lab: the rulebook (rulebooks/follow_user.yml) takes handover events on a
+# webhook, lab/mobile-user walks ap1 -> ap2 -> ap3 -> ap1 -> ap2 (4 handovers across 3 edges) with
+# its own openface-32 instance, sending predicted and handover events, and prints per handover the
+# time from the event to the first answer on the new edge, the longest gap and whether the state
+# went on. FOLLOW_ARGS="--aps ap1,ap2 --user bob".
+follow: lab
+	pgrep -x mosquitto >/dev/null || mosquitto -d -p 1883
+	mkdir -p reports && ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg edge_migrate_project=$(CURDIR) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+	  $(VENV)/bin/ansible-rulebook -r rulebooks/follow_user.yml -i inventory/lab -S rulebooks/sources \
+	  --vars rulebooks/follow_user.vars.yml -E edge_migrate_project > reports/follow-rulebook.log 2>&1 & \
+	  rulebook=$$!; trap 'kill $$rulebook; pkill -f "rulebooks/follow_user.yml"' EXIT; \
+	  for i in $$(seq 120); do (exec 3<>/dev/tcp/127.0.0.1/5080) 2>/dev/null && break; sleep 1; done; \
+	  lab/mobile-user walk $(FOLLOW_ARGS)
+
+# The collection edge.migrate (build/build_collection.py maps this repository's layout into it):
+# dist/edge-migrate-VERSION.tar.gz, for `ansible-galaxy collection install`.
+collection: venv
+	$(VENV)/bin/python build/build_collection.py --output-dir dist
+
+# ansible-test sanity on the built collection, offline (build/sanity.py); about 30 s, 90 s the
+# first time (it makes its tools' virtual environments under .venv/sanity-home).
+sanity: venv
+	$(VENV)/bin/python build/sanity.py
 
 # Migration benchmark (issue 5), in the lab: table on stdout, CSV, summary.md and plots under
 # reports/bench/<UTC id>/. `make bench` is the quick set (openface stand-in 256 MB, unshaped and
@@ -74,4 +101,4 @@ lint: venv
 # Takes the lab down and removes its image cache and logs, the virtualenv and tool caches.
 clean:
 	lab/lab down --purge
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist

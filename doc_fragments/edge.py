@@ -25,7 +25,11 @@ options:
     type: str
     required: true
   dest_dir:
-    description: Directory on the destination (created C(0700)).
+    description:
+      - Directory on the destination (created C(0700)).
+      - It must lie below the destination's migration workdir or its engine's C(overlay2) or
+        C(volumes) directory, the only places the destination's forced command (role
+        edge_ssh_trust) lets another edge's key write.
     type: path
     required: true
   dest_user:

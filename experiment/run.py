@@ -211,6 +211,10 @@ def summary(rows, args, meta):
     return md, accept
 
 
+# Docker's rule for container names; the experiment id is held to it too (it names a directory).
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--services", help="comma-separated: " + ", ".join(SERVICES))
@@ -243,8 +247,17 @@ def parse_args(argv):
             link_rate(link)
         except ValueError:
             p.error("unknown link %s: unshaped or a tc rate such as 100mbit" % link)
-    if args.repeats < 1:
-        p.error("--repeats must be >= 1")
+    for option, value, low, high in (("--repeats", args.repeats, 1, 100), ("--interval", args.interval, 0.5, 300),
+                                     ("--probe-mb", args.probe_mb, 1, 1024), ("--settle", args.settle, 0, 600),
+                                     ("--run-timeout", args.run_timeout, 1, 86400),
+                                     ("--quiet-wait", args.quiet_wait, 0, 86400), ("--port", args.port, 1, 65535)):
+        if not low <= value <= high:  # also refuses nan, which compares false with everything
+            p.error("%s must be between %s and %s, got %s" % (option, low, high, value))
+    if args.id is not None and not NAME_PATTERN.match(args.id):
+        p.error("--id names a directory under reports/experiments: letters, digits, '_', '.' or '-', got %r"
+                % args.id[:80])
+    if not NAME_PATTERN.match(args.prefix + "x"):
+        p.error("--prefix starts container names: letters, digits, '_', '.' or '-', got %r" % args.prefix[:80])
     return args
 
 

@@ -27,6 +27,8 @@ def _shared(mount, shared):
     if shared is True:
         return True
     source = (mount.get("source") or "").rstrip("/")
+    if ".." in source.split("/"):
+        return False
     return any(source == path or source.startswith(path.rstrip("/") + "/") for path in shared or [])
 
 
@@ -40,16 +42,18 @@ def _volume_name(volume):
 
 
 def disk_plan(storage, service="", source="", migrate_layer=True, migrate_volumes=False, shared_bind_mounts=False,
-              strategy="delta"):
+              strategy="delta", binds=None):
     """What moves with the service: refusals (messages; the migration must not start),
     copy_layer, volumes (named volumes to create on the destination like the source's),
-    copied_volumes (whose content is copied), bytes (to copy) and a one-line summary."""
+    copied_volumes (whose content is copied), bytes (to copy) and a one-line summary.
+    `binds` (edge_policy's config_bind_mounts of the configuration the destination creates the
+    container from) replaces the bind mounts of `storage`, which the same edge reports apart."""
     storage = storage or {}
     mounts = storage.get("mounts") or []
     migrate_volumes = _flag_or_paths(migrate_volumes) is True
     migrate_layer = _flag_or_paths(migrate_layer) is True
     shared = _flag_or_paths(shared_bind_mounts)
-    binds = [m for m in mounts if m.get("type") == "bind"]
+    binds = [m for m in (mounts if binds is None else binds) if m.get("type") == "bind"]
     volumes = [m for m in mounts if m.get("type") == "volume"]
     layer = storage.get("layer") or {}
     where = "'%s' on %s" % (service, source) if source else "'%s'" % service
@@ -63,7 +67,7 @@ def disk_plan(storage, service="", source="", migrate_layer=True, migrate_volume
             "directory at that path. Use a named volume instead and migrate with -e migrate_volumes=true, or, "
             "if these paths are shared storage mounted at the same place on every edge (NFS, a cluster "
             "filesystem), say so with -e shared_bind_mounts=true or a list of those paths (also possible in "
-            "the service's catalog entry)"
+            "the service's catalog entry, or in the destination's inventory)"
             % (where, ", ".join("%s -> %s" % (m.get("source"), m.get("destination")) for m in unshared),
                source or "its host"))
     if volumes and not migrate_volumes:

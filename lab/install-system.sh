@@ -6,7 +6,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 packages=(docker.io containerd runc criu xdelta3 rsync openssh-server openssh-client
           iproute2 iptables bridge-utils debootstrap busybox-static docker-registry
-          patchelf zstd python3-venv make curl ca-certificates procps util-linux kmod)
+          patchelf zstd python3-venv make curl ca-certificates procps util-linux kmod
+          docker-compose mosquitto openjdk-17-jre-headless)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

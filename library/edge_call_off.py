@@ -24,7 +24,7 @@ options:
     description: Seconds to wait for a restore that holds the claim to end.
     type: float
     default: 180
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -38,7 +38,7 @@ extends_documentation_fragment:
   - edge
   - edge.checkpoint
 requirements: [docker (Python SDK), CRIU on the host]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -29,7 +29,7 @@ options:
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK)]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -85,9 +85,9 @@ def main():
             changed = bool(wanted) and wanted.get("Name", "no") != current
             if changed and not module.check_mode:
                 set_restart_policy(api, inspect["Id"], wanted)
-            module.exit_json(changed=changed, existed=True, diff={"before": {"restart_policy": current},
-                                                                   "after": {"restart_policy": (wanted or {}).get(
-                                                                       "Name", current)}})
+            after = (wanted or {}).get("Name", current)
+            diff = {"before": {"restart_policy": current}, "after": {"restart_policy": after}}
+            module.exit_json(changed=changed, existed=True, diff=diff)
         running = bool(inspect["State"].get("Running"))
         stopped_at = None
         changed = params["state"] == "absent" or running

@@ -34,7 +34,7 @@ options:
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK)]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -112,11 +112,20 @@ storage:
       this host), used_by (other containers) and size).
   type: dict
   returned: always
+dump_access:
+  description:
+    - What decides whether CRIU can dump the running container here, process_uids (the real
+      uids of its processes, as the host numbers them) and cap_sys_resource (whether root
+      here has CAP_SYS_RESOURCE; without it CRIU cannot dump a process of another uid).
+  type: dict
+  returned: when the container runs
 leftovers:
   description:
     - Directories of earlier migrations of this container under I(workdir), each with
       path, migration_id, final_complete (a complete final checkpoint is in it) and
-      restart_policy (the policy the container had before that migration set it to C(no), or null).
+      restart_policy (the policy the container had before that migration set it to C(no), or null),
+      prepared (null, or destination and expires_at of a prepared migration that has not expired;
+      it waits for its finish and is not a leftover to clean).
   type: list
   elements: dict
   returned: when workdir is given
@@ -125,6 +134,7 @@ leftovers:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_criu_options import has_cap_sys_resource, process_uids
 from ansible.module_utils.edge_docker import (
     DockerError,
     engine_info,
@@ -138,6 +148,7 @@ from ansible.module_utils.edge_fs import describe
 from ansible.module_utils.edge_image import image_facts
 from ansible.module_utils.edge_module import DOCKER_ARGS, docker_api, fail
 from ansible.module_utils.edge_network import describe as describe_networks
+from ansible.module_utils.edge_prepared import find as find_prepared
 
 TOOL_VERSION_COMMANDS = {"criu": ["criu", "--version"], "xdelta3": ["xdelta3", "-V"], "rsync": ["rsync", "--version"]}
 
@@ -178,6 +189,9 @@ def engine_storage(api):
 def leftovers(workdir, name):
     """Directories <workdir>/<name>-<timestamp> that a migration of this container left."""
     found = []
+    # A prepared migration that has not expired waits for its finish: not a leftover to clean.
+    prepared = {record["migration_id"]: {"destination": record["destination"], "expires_at": record["expires_at"]}
+                for record in find_prepared(workdir, name) if not record.get("error") and not record["expired"]}
     if os.path.isdir(workdir):
         for entry in sorted(os.listdir(workdir)):
             rest = entry[len(name) + 1:] if entry.startswith(name + "-") else ""
@@ -186,7 +200,7 @@ def leftovers(workdir, name):
                 # runc writes descriptors.json once CRIU's dump is complete.
                 complete = os.path.isfile(os.path.join(path, "final", "descriptors.json"))
                 found.append({"path": path, "migration_id": entry, "final_complete": complete,
-                              "restart_policy": recorded_restart_policy(path)})
+                              "restart_policy": recorded_restart_policy(path), "prepared": prepared.get(entry)})
     return found
 
 
@@ -210,6 +224,8 @@ def main():
             result["networks"] = describe_networks(api, inspect)
             if result["running"]:
                 result["memory_bytes"] = memory_usage(api, inspect["Id"])
+                result["dump_access"] = {"process_uids": process_uids(inspect["State"].get("Pid")),
+                                         "cap_sys_resource": has_cap_sys_resource()}
         result["storage"] = engine_storage(api)
         if inspect is not None:
             result["storage"].update(describe(api, inspect, module.params["sizes"]))

@@ -38,7 +38,7 @@ options:
 extends_documentation_fragment:
   - edge.delta
 requirements: [xdelta3 on the host]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

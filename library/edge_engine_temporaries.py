@@ -27,7 +27,7 @@ options:
     elements: path
     default: [/tmp]
 requirements: []
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

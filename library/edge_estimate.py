@@ -28,15 +28,15 @@ options:
         C(estimate-*) directory holds the two checkpoints; that one is removed afterwards.
     type: path
   interval:
-    description: Seconds between the starts of the two checkpoints.
+    description: Seconds between the starts of the two checkpoints (0.5 to 300).
     type: float
     default: 5.0
   probe_mb:
-    description: Megabytes of random bytes pushed to the destination to measure the link rate.
+    description: Megabytes of random bytes pushed to the destination to measure the link rate (1 to 1024).
     type: int
     default: 32
   rtt_samples:
-    description: TCP connects to the destination's SSH port whose median is the round-trip time.
+    description: TCP connects to the destination's SSH port whose median is the round-trip time (1 to 100).
     type: int
     default: 5
 extends_documentation_fragment:
@@ -44,7 +44,7 @@ extends_documentation_fragment:
   - edge.checkpoint
   - edge.sync
 requirements: [docker (Python SDK), CRIU, xdelta3, rsync, ssh]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -95,9 +95,18 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_docker import inspect_container
 from ansible.module_utils.edge_errors import EdgeError
+from ansible.module_utils.edge_estimate import out_of_bounds
 from ansible.module_utils.edge_images import decode, encode, make_private_dir, remove_tree, tree_size
 from ansible.module_utils.edge_module import CHECKPOINT_ARGS, DOCKER_ARGS, docker_api, fail, runner, take_checkpoint
-from ansible.module_utils.edge_transfer import SYNC_ARGS, push, push_options, rsync_command, ssh_command
+from ansible.module_utils.edge_transfer import (
+    REMOVE,
+    SYNC_ARGS,
+    push,
+    push_options,
+    rsync_command,
+    run_remote,
+    ssh_command,
+)
 
 # Transfers of a migration share one SSH connection where module_utils/edge_transfer offers it.
 SHARED_SSH = "control_path" in pyinspect.signature(rsync_command).parameters
@@ -187,7 +196,7 @@ class Measure:
         with open(os.path.join(tiny, "x"), "wb") as handle:
             handle.write(b"x")
         with open(os.path.join(probe, "blob"), "wb") as handle:
-            for _ in range(self.params["probe_mb"]):
+            for _mb in range(self.params["probe_mb"]):
                 handle.write(os.urandom(CHUNK))
         dest_dir = self.dest_dir
         shared = dict(self.push_options, control_path=self.path("ssh")) if SHARED_SSH else None
@@ -226,7 +235,7 @@ class Measure:
 
     def rtt(self):
         samples = []
-        for _ in range(self.params["rtt_samples"]):
+        for _sample in range(self.params["rtt_samples"]):
             begin = time.monotonic()
             try:
                 with socket.create_connection((self.params["dest_host"], self.params["ssh_port"] or 22), timeout=5):
@@ -237,11 +246,11 @@ class Measure:
 
     def remove_remote(self, dest_dir, shared=None):
         """Remove the probe on the destination, then close the shared connection."""
-        ssh = ssh_command(self.params["ssh_key"], self.params["known_hosts"], self.params["ssh_port"],
-                          **({"control_path": shared["control_path"]} if shared else {}))
-        target = "%s@%s" % (self.params["dest_user"], self.params["dest_host"])
-        self.run(shlex.split(ssh) + [target, "rm -rf %s" % shlex.quote(dest_dir)])
+        run_remote(self.run, self.params["dest_host"], REMOVE, dest_dir, **(shared or self.push_options))
         if shared:
+            ssh = ssh_command(self.params["ssh_key"], self.params["known_hosts"], self.params["ssh_port"],
+                              control_path=shared["control_path"])
+            target = "%s@%s" % (self.params["dest_user"], self.params["dest_host"])
             self.run(shlex.split(ssh) + ["-O", "exit", target])
 
 
@@ -250,9 +259,6 @@ def measure(module, result):
     for tool in ("xdelta3", "rsync", "ssh"):
         if module.get_bin_path(tool) is None:
             module.fail_json(msg="%s is not installed on this host" % tool, cmd=tool, rc=None, stderr="", **result)
-    if params["interval"] <= 0 or params["probe_mb"] < 1:
-        module.fail_json(msg="interval must be > 0 and probe_mb >= 1 (got %s, %s)"
-                         % (params["interval"], params["probe_mb"]), cmd=None, rc=None, stderr="", **result)
     api = docker_api(module)
     inspect = inspect_container(api, params["name"])
     if inspect is None or not inspect["State"].get("Running"):
@@ -279,6 +285,9 @@ def main():
         probe_mb=dict(type="int", default=32),
         rtt_samples=dict(type="int", default=5),
         **SYNC_ARGS, **CHECKPOINT_ARGS, **DOCKER_ARGS), supports_check_mode=True)
+    problems = out_of_bounds(module.params)
+    if problems:
+        module.fail_json(msg="the estimate is not started: %s" % "; ".join(problems), cmd=None, rc=None, stderr="")
     result = dict(changed=False, started_at=time.time())
     begin = time.monotonic()
     try:

@@ -77,7 +77,7 @@ options:
     description: Directory of the migration reports; the estimate goes to its C(estimates) subdirectory.
     type: path
     default: reports
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -21,13 +21,13 @@ options:
     description: CPUs this edge offers to containers. Default the CPUs this process may run on.
     type: float
   sample_seconds:
-    description: Interval over which the containers' CPU use is measured.
+    description: Interval over which the containers' CPU use is measured (0 to 60 seconds).
     type: float
     default: 1.0
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK)]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -126,6 +126,12 @@ def main():
         cpus=dict(type="float"),
         sample_seconds=dict(type="float", default=1.0),
         **DOCKER_ARGS), supports_check_mode=True)
+    params = module.params
+    if not 0 <= params["sample_seconds"] <= 60 or (params["cpus"] is not None and not 0 < params["cpus"] <= 4096) \
+            or (params["memory_bytes"] is not None and params["memory_bytes"] < 0):  # NaN fails the comparisons
+        module.fail_json(msg="sample_seconds must be 0 to 60, cpus more than 0 and at most 4096, memory_bytes not "
+                             "negative (got %s, %s, %s)" % (params["sample_seconds"], params["cpus"],
+                                                            params["memory_bytes"]))
     try:
         api = docker_api(module)
         names, running = running_containers(api)

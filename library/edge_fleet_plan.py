@@ -6,9 +6,11 @@ module: edge_fleet_plan
 short_description: Build and check the migrations of a fleet run
 description:
   - From a plan file (a YAML list of C(service), C(destination) and optionally C(strategy) and
-    C(hooks)), checks every entry against what the edges run and fails with every bad entry
-    named (unknown service or one that runs nowhere or on several edges, unknown or silent
-    destination, destination equal to the source, a container of that name already there,
+    C(hooks); at most 1 MB and 1000 entries, without anchors or aliases), checks every entry
+    against what the edges run and fails with every bad entry named (a service that is not a
+    container name by Docker's rule, unknown service or one that runs nowhere or on several
+    edges, unknown or silent destination, destination equal to the source, a container of
+    that name already there, an edge that reports names that are not container names,
     duplicates, more memory than the destination has free).
   - Or, with I(evacuate), plans to move every running container of that edge (whose name
     matches I(match)) to the others, largest first, each to the edge with the lowest memory
@@ -57,7 +59,7 @@ options:
     description: CPU cores a service counts for at least when destinations are chosen.
     type: float
     default: 0.1
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -98,6 +100,8 @@ errors:
   returned: failure
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_fleet import Edges, PlanError, evacuation_plan, validate_plan
 
@@ -107,14 +111,33 @@ except ImportError:  # pragma: no cover - ansible-core depends on PyYAML
     yaml = None
 
 
+MAX_PLAN_BYTES = 1048576
+
+
+class PlanLoader(yaml.SafeLoader if yaml else object):
+    """YAML without anchors and aliases: a plan has no use for them, and a few hundred bytes of
+    nested aliases expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.events.AliasEvent) or getattr(self.peek_event(), "anchor", None):
+            event = self.peek_event()
+            raise yaml.YAMLError("YAML anchors and aliases are not allowed in a plan (line %d)"
+                                 % (event.start_mark.line + 1))
+        return super().compose_node(parent, index)
+
+
 def load_plan(path):
     try:
+        size = os.path.getsize(path)
+        if size > MAX_PLAN_BYTES:
+            raise PlanError(["the plan file %s has %d bytes, more than a plan needs (at most %d)"
+                             % (path, size, MAX_PLAN_BYTES)])
         with open(path) as handle:
-            return yaml.safe_load(handle)
+            return yaml.load(handle, Loader=PlanLoader)  # noqa: S506 - PlanLoader is a SafeLoader
     except OSError as exc:
         raise PlanError(["cannot read the plan file %s: %s" % (path, exc.strerror)]) from exc
-    except yaml.YAMLError as exc:
-        raise PlanError(["%s is not valid YAML: %s" % (path, exc)]) from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PlanError(["%s is not valid YAML: %s" % (path, str(exc)[:500])]) from exc
 
 
 def main():
@@ -136,9 +159,12 @@ def main():
     edges = Edges(params["edges"], params["facts"])
     placements = []
     try:
+        if not 0 <= params["cpu_request"] <= 1024 or len(params["match"]) > 256:  # NaN fails the comparison
+            raise PlanError(["cpu_request must be 0 to 1024 cores and match at most 256 characters (got %s, %d)"
+                             % (params["cpu_request"], len(params["match"]))])
         if params["strategy"] not in params["strategies"]:
-            raise PlanError(["unknown strategy '%s': choose one of %s" % (params["strategy"],
-                                                                        ", ".join(params["strategies"]))])
+            raise PlanError(["unknown strategy '%s': choose one of %s"
+                             % (params["strategy"], ", ".join(params["strategies"]))])
         if mode == "evacuate":
             migrations, placements = evacuation_plan(params["evacuate"], edges, params["match"], params["strategy"],
                                                      params["cpu_request"], params["exclude"])
@@ -147,8 +173,9 @@ def main():
                                        params["strategies"], params["strategy"])
     except PlanError as exc:
         module.fail_json(msg=str(exc), errors=exc.errors, mode=mode)
-    summary = ["%s: %s -> %s, %s, %.1f MB, %.2f CPU" % (m["service"], m["source"], m["destination"], m["strategy"],
-                                                       m["memory_bytes"] / 1e6, m["cpu_cores"]) for m in migrations]
+    summary = ["%s: %s -> %s, %s, %.1f MB, %.2f CPU"
+               % (m["service"], m["source"], m["destination"], m["strategy"], m["memory_bytes"] / 1e6, m["cpu_cores"])
+               for m in migrations]
     module.exit_json(changed=False, mode=mode, migrations=migrations, placements=placements, summary=summary)
 
 

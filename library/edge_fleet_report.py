@@ -40,7 +40,7 @@ options:
     description: Directory of the fleet reports.
     type: path
     default: reports/fleet
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

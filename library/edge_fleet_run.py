@@ -9,9 +9,13 @@ description:
     the given order, as soon as its source has fewer than I(per_source) migrations going out,
     its destination fewer than I(per_destination) coming in, and fewer than I(parallel) run
     in all. Each run keeps the migration's own lock, pre-flight checks, rollback and report.
-  - Each run's output goes to I(log_dir)/<service>.log. One run's failure does not stop the
-    others. A run longer than I(timeout) seconds is stopped (SIGTERM, then SIGKILL); the
-    next migration of that service recovers what it left.
+  - Each run's output goes to I(log_dir)/<service>.log, its variables (service, destination,
+    strategy, hooks, I(extra_vars)) to I(log_dir)/<service>.vars.yml, passed with C(-e @file)
+    and every string in it marked C(!unsafe), so no value becomes a template. A service or
+    destination that is not a name by Docker's rule for container names is refused before any
+    run starts. One run's failure does not stop the others. A run longer than I(timeout)
+    seconds is stopped (SIGTERM, then SIGKILL); the next migration of that service recovers
+    what it left.
   - Returns what each run's report (I(reports_dir)/<UTC>-<service>.json) says.
   - Runs on the controller. In check mode nothing is started.
 options:
@@ -30,23 +34,23 @@ options:
     elements: str
     default: []
   extra_vars:
-    description: Extra variables for every run (e.g. migration_transfer_timeout).
+    description: Extra variables for every run (e.g. migration_transfer_timeout); passed as data, never templated.
     type: dict
     default: {}
   per_source:
-    description: Migrations at once out of one edge.
+    description: Migrations at once out of one edge (1 to 64).
     type: int
     default: 3
   per_destination:
-    description: Migrations at once into one edge.
+    description: Migrations at once into one edge (1 to 64).
     type: int
     default: 3
   parallel:
-    description: Migrations at once in all (0 for no limit besides the per-edge ones).
+    description: Migrations at once in all (0 for no limit besides the per-edge ones; at most 256).
     type: int
     default: 0
   timeout:
-    description: Seconds one migration may take before it is stopped (0 for no limit).
+    description: Seconds one migration may take before it is stopped (0 for no limit; at most 86400).
     type: int
     default: 3600
   log_dir:
@@ -63,7 +67,7 @@ options:
   project_dir:
     description: Working directory of the runs (where ansible.cfg is). Default the playbook's directory.
     type: path
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -102,25 +106,26 @@ max_parallel:
   returned: always
 """
 
-import json
 import os
 import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_fleet_run import Job, result, run_jobs
+from ansible.module_utils.edge_fleet_run import Job, RunError, inside, result, run_jobs, write_vars
 
 
-def command(params, playbook_bin, migration):
+def command(params, playbook_bin, migration, vars_path):
+    """The child run's command line; its variables go in a file whose strings are all !unsafe."""
     extra = dict(params["extra_vars"], service=migration["service"], destination=migration["destination"])
     if migration.get("strategy"):
         extra["strategy"] = migration["strategy"]
     if migration.get("hooks"):
         extra["migration_hooks"] = migration["hooks"]
+    write_vars(vars_path, extra)
     argv = [playbook_bin, params["playbook"]]
     for source in params["inventory"]:
         argv += ["-i", source]
-    return argv + ["-e", json.dumps(extra, sort_keys=True)]
+    return argv + ["-e", "@" + vars_path]
 
 
 def main():
@@ -139,9 +144,11 @@ def main():
         project_dir=dict(type="path"),
     ), supports_check_mode=True)
     params = module.params
-    if params["per_source"] < 1 or params["per_destination"] < 1 or params["parallel"] < 0:
-        module.fail_json(msg="per_source and per_destination must be at least 1 and parallel at least 0 "
-                             "(got %d, %d, %d)" % (params["per_source"], params["per_destination"], params["parallel"]))
+    if not (1 <= params["per_source"] <= 64 and 1 <= params["per_destination"] <= 64
+            and 0 <= params["parallel"] <= 256 and 0 <= params["timeout"] <= 86400):
+        module.fail_json(msg="per_source and per_destination must be at least 1 and at most 64, parallel 0 to 256 "
+                             "and timeout 0 to 86400 seconds (got %d, %d, %d, %d)"
+                             % (params["per_source"], params["per_destination"], params["parallel"], params["timeout"]))
     if not os.path.isfile(params["playbook"]):
         module.fail_json(msg="the migration playbook %s does not exist" % params["playbook"])
     playbook_bin = params["ansible_playbook"] or module.get_bin_path(
@@ -154,9 +161,15 @@ def main():
         module.exit_json(changed=False, started_at=now, finished_at=now, max_parallel=0, results=[
             dict({k: m.get(k) for k in ("service", "source", "destination", "strategy")}, outcome="planned")
             for m in params["migrations"]])
-    os.makedirs(params["log_dir"], exist_ok=True)
-    jobs = [Job(m, command(params, playbook_bin, m), os.path.join(params["log_dir"], "%s.log" % m["service"]))
-            for m in params["migrations"]]
+    os.makedirs(params["log_dir"], mode=0o700, exist_ok=True)
+    try:
+        for migration in params["migrations"]:
+            inside(params["log_dir"], migration.get("service"), ".log")
+            inside(params["log_dir"], migration.get("destination"), "")
+        jobs = [Job(m, command(params, playbook_bin, m, inside(params["log_dir"], m["service"], ".vars.yml")),
+                    inside(params["log_dir"], m["service"], ".log")) for m in params["migrations"]]
+    except RunError as exc:
+        module.fail_json(msg="the fleet's migrations were not started: %s" % exc, cmd=None, rc=None, stderr="")
     going = [0, 0]
 
     def count(kind, _job):

@@ -74,13 +74,20 @@ options:
         M(edge_restore) waiting there with I(wait_for_file), which saves the frozen window a
         round trip through the controller.
     type: path
+  claim_prepared:
+    description:
+      - The migration was prepared (M(edge_prepared)); its record in I(checkpoint_dir) is
+        claimed first, atomically, and nothing is frozen if that fails (finished, cancelled,
+        expired, or taken by another finish).
+    type: bool
+    default: false
 extends_documentation_fragment:
   - edge
   - edge.delta
   - edge.checkpoint
   - edge.sync
 requirements: [docker (Python SDK), CRIU, xdelta3, rsync, ssh]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -162,6 +169,8 @@ from ansible.module_utils.edge_module import (
     runner,
     take_checkpoint,
 )
+from ansible.module_utils.edge_prepared import RecordError
+from ansible.module_utils.edge_prepared import claim as claim_prepared
 from ansible.module_utils.edge_transfer import SYNC_ARGS, push, push_options
 
 
@@ -201,6 +210,7 @@ def main():
             src=dict(type="path", required=True), dest=dict(type="path", required=True), since=dict(type="float"),
             listing=dict(type="path"))),
         done_marker=dict(type="path"),
+        claim_prepared=dict(type="bool", default=False),
         base_sha256=dict(type="dict"),
         **DELTA_ARGS, **SYNC_ARGS, **CHECKPOINT_ARGS, **DOCKER_ARGS),
         required_if=[("mode", "delta", ("base_dir", "delta_dir"))],
@@ -221,6 +231,9 @@ def main():
                              cmd=None, rc=None, stderr="", **result)
         if module.check_mode:
             module.exit_json(changed=True, **{k: v for k, v in result.items() if k != "changed"})
+        if params["claim_prepared"]:
+            directory = params["checkpoint_dir"].rstrip("/")
+            claim_prepared(os.path.dirname(directory), os.path.basename(directory))
         make_private_dir(params["checkpoint_dir"])
         result["restart_policy"] = hold_restart_policy(api, inspect, record_dir=params["checkpoint_dir"])
         remove_tree(final_dir)
@@ -254,6 +267,8 @@ def main():
             stats = push(runner(module), sent_dir, params["dest_host"], params["dest_dir"],
                          whole_file=whole_file, inplace=False, done_marker=marker, **push_options(params))
         result["bytes_sent"] = stats["bytes_sent"]
+    except RecordError as exc:
+        fail(module, EdgeError("nothing was frozen: %s" % exc), **result)
     except EdgeError as exc:
         fail(module, exc, **result)
     except OSError as exc:

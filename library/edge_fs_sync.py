@@ -33,7 +33,7 @@ options:
 extends_documentation_fragment:
   - edge.sync
 requirements: [rsync (with ACL and xattr support) and ssh on both hosts, root on both]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

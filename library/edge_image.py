@@ -49,7 +49,7 @@ options:
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK)]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -30,7 +30,7 @@ extends_documentation_fragment:
   - edge
   - edge.sync
 requirements: [docker (Python SDK), rsync and ssh on both hosts]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

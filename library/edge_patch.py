@@ -26,7 +26,7 @@ options:
     description: Parallel decodes (default the number of CPUs).
     type: int
 requirements: [xdelta3 on the host]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -8,18 +8,26 @@ description:
   - Runs on the source. Dumps this host's CPU description with C(criu cpuinfo dump),
     pushes it to the destination exactly as a checkpoint travels (rsync over SSH with the
     pinned host key and this host's key), and has the destination run
-    C(criu cpuinfo check) against it over the same SSH path. Nothing is frozen.
-  - Fails with a message that says which part failed (SSH, transfer, or CPU features) and
-    what to do.
+    C(criu cpuinfo check) against it over the same SSH path, then remove it (the
+    destination's forced command verbs C(edge-migrate-cpuinfo-check) and
+    C(edge-migrate-remove), see the edge_ssh_trust role). Nothing is frozen.
+  - With I(check_restricted), also checks that the destination gives this host's key nothing
+    but those transfers (a plain command such as C(id) must be refused by its forced command).
+  - Fails with a message that says which part failed (SSH, transfer, CPU features or an
+    unrestricted key) and what to do.
 options:
   check_cpu:
     description: Run CRIU's cpuinfo check on the destination.
     type: bool
     default: true
+  check_restricted:
+    description: Check that the destination refuses any other command for this host's key.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - edge.sync
 requirements: [criu, rsync and ssh on both hosts]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -40,6 +48,10 @@ cpu_compatible:
   description: CRIU's cpuinfo check passed on the destination (null when not checked).
   type: bool
   returned: always
+restricted:
+  description: The destination refused a plain command for this host's key (null when not checked).
+  type: bool
+  returned: always
 """
 
 import shlex
@@ -48,14 +60,25 @@ import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_module import fail, runner
-from ansible.module_utils.edge_transfer import SYNC_ARGS, TransferError, push, push_options, ssh_command
+from ansible.module_utils.edge_transfer import (
+    CPUINFO_CHECK,
+    REFUSED,
+    REMOVE,
+    SYNC_ARGS,
+    TransferError,
+    push,
+    push_options,
+    run_remote,
+    ssh_run,
+)
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(check_cpu=dict(type="bool", default=True), **SYNC_ARGS),
+    module = AnsibleModule(argument_spec=dict(check_cpu=dict(type="bool", default=True),
+                                              check_restricted=dict(type="bool", default=False), **SYNC_ARGS),
                            supports_check_mode=True)
     params = module.params
-    result = dict(changed=False, ssh_ok=False, cpu_compatible=None)
+    result = dict(changed=False, ssh_ok=False, cpu_compatible=None, restricted=None)
     if module.check_mode:
         module.exit_json(**result)
     scratch = tempfile.mkdtemp(prefix="edge-preflight-")
@@ -71,22 +94,34 @@ def main():
                  **push_options(params))
         except TransferError as exc:
             exc.msg = ("this host cannot push to %s@%s over SSH (key %s, known_hosts %s): %s; check that the "
-                       "destination's sshd accepts this host's key and that its host key is pinned"
+                       "destination's sshd accepts this host's key for edge-migrate's transfers and that its "
+                       "host key is pinned (playbooks/prepare_edges.yml sets up both)"
                        % (params["dest_user"], params["dest_host"], params["ssh_key"], params["known_hosts"], exc.msg))
             fail(module, exc, **result)
         result["ssh_ok"] = True
-        remote = "rc=0; %s || rc=$?; rm -rf %s; exit $rc" % (
-            "criu cpuinfo check -D %s" % shlex.quote(params["dest_dir"]) if params["check_cpu"] else "true",
-            shlex.quote(params["dest_dir"]))
-        argv = shlex.split(ssh_command(params["ssh_key"], params["known_hosts"], params["ssh_port"]))
-        argv += ["%s@%s" % (params["dest_user"], params["dest_host"]), remote]
-        rc, out, err = module.run_command(argv)
+        # The destination's forced command removes the directory after the check, or alone.
+        rc, out, err, argv = run_remote(runner(module), params["dest_host"],
+                                        CPUINFO_CHECK if params["check_cpu"] else REMOVE, params["dest_dir"],
+                                        **push_options(params))
+        if rc != 0 and not params["check_cpu"]:
+            module.fail_json(msg="the destination %s did not remove %s: %s" % (
+                params["dest_host"], params["dest_dir"], (out + err).strip() or "rc=%d" % rc),
+                cmd=" ".join(shlex.quote(a) for a in argv), rc=rc, stderr=err, **result)
         if params["check_cpu"]:
             result["cpu_compatible"] = rc == 0
         if rc != 0:
             module.fail_json(msg="the destination %s cannot run a checkpoint taken here: criu cpuinfo check says %s"
                              % (params["dest_host"], (out + err).strip() or "rc=%d" % rc),
-                             cmd=" ".join(argv), rc=rc, stderr=err, **result)
+                             cmd=" ".join(shlex.quote(a) for a in argv), rc=rc, stderr=err, **result)
+        if params["check_restricted"]:
+            rc, out, err, argv = ssh_run(runner(module), params["dest_host"], "id", **push_options(params))
+            result["restricted"] = rc != 0 and REFUSED in err
+            if not result["restricted"]:
+                module.fail_json(msg="the destination %s gives this host's key more than edge-migrate's transfers: "
+                                 "`id` answered %s; its authorized_keys must hold this key only in the block "
+                                 "playbooks/prepare_edges.yml writes (restrict, from=, command=)"
+                                 % (params["dest_host"], (out + err).strip()[:200] or "rc=%d" % rc),
+                                 cmd=" ".join(shlex.quote(a) for a in argv), rc=rc, stderr=err, **result)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     module.exit_json(**result)

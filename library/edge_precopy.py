@@ -41,7 +41,7 @@ extends_documentation_fragment:
   - edge.checkpoint
   - edge.sync
 requirements: [docker (Python SDK), CRIU, rsync, ssh]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

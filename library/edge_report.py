@@ -30,7 +30,7 @@ options:
     description: Directory of the reports.
     type: path
     default: reports
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -107,7 +107,7 @@ options:
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK), CRIU and xdelta3 on the host]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -217,7 +217,7 @@ from ansible.module_utils.edge_docker import (
     wait_running,
 )
 from ansible.module_utils.edge_errors import EdgeError
-from ansible.module_utils.edge_images import decode, pages_checksums
+from ansible.module_utils.edge_images import check_received, decode, pages_checksums
 from ansible.module_utils.edge_module import DOCKER_ARGS, Phases, docker_api, fail, runner
 
 
@@ -321,6 +321,9 @@ def start(module, api, phases, result):
         with phases("xdelta_dest"):
             decode(runner(module), params["patch_base_dir"], params["patch_delta_dir"], checkpoint_path,
                    verified_base=verified)
+    if checkpoint_path:
+        # What CRIU reads came from another host (or was rebuilt from what did).
+        check_received(checkpoint_path)
     try:
         restore_into(api, inspect, checkpoint_path, params, phases, result)
     except DockerError as exc:
@@ -446,6 +449,7 @@ def trial(module, api, phases, result):
         return
     name = params["name"] + TRIAL_SUFFIX
     checkpoint_path = params["checkpoint_path"]
+    check_received(checkpoint_path)
     remove(api, name)
     result["changed"] = True
     try:

@@ -33,7 +33,7 @@ options:
 extends_documentation_fragment:
   - edge.sync
 requirements: [rsync and ssh on both hosts]
-author: edge-migrate developers
+author: edge-migrate developers (!UNKNOWN)
 """
 
 EXAMPLES = r"""

@@ -17,7 +17,17 @@ try:
 except ImportError as exc:  # reported by the modules with missing_required_lib
     HAS_DOCKER = False
     DOCKER_IMPORT_ERROR = exc
-    APIError = DockerException = NotFound = Exception
+
+    # Stand-ins with the SDK's hierarchy, never raised: `except NotFound` before `except
+    # APIError` stays meaningful, and nothing else is caught by them.
+    class DockerException(Exception):
+        pass
+
+    class APIError(DockerException):
+        pass
+
+    class NotFound(APIError):
+        pass
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # The OCI runtime (roles/edge_runtime) that restores from images left in place, and the
@@ -373,7 +383,7 @@ def stop(api, container, timeout=10):
 def _split_image(image):
     if "@" in image:
         return image, None
-    name, _, tag = image.rpartition(":")
+    name, _sep, tag = image.rpartition(":")
     if name and "/" not in tag:
         return name, tag
     return image, "latest"

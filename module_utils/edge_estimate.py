@@ -59,6 +59,20 @@ REQUIRED = ("checkpoint_bytes", "checkpoint_s", "interval_s", "delta_bytes", "de
             "task_gap_s")
 
 
+# What an estimate may be asked for (library/edge_estimate.py refuses anything else): seconds
+# between its two checkpoints, MB pushed to measure the link, round-trip samples.
+BOUNDS = {"interval": (0.5, 300.0), "probe_mb": (1, 1024), "rtt_samples": (1, 100)}
+
+
+def out_of_bounds(params):
+    """Messages for the estimate's inputs outside BOUNDS (NaN and infinities among them)."""
+    problems = []
+    for name, (low, high) in BOUNDS.items():
+        value = params.get(name)
+        if value is not None and not low <= value <= high:  # NaN compares false with everything
+            problems.append("%s must be between %s and %s, got %s" % (name, low, high, value))
+    return problems
+
 
 class ModelError(ValueError):
     """The measurements cannot feed the model."""
@@ -310,7 +324,7 @@ def implied_overhead(report, m, calibration=None):
     low, high = 0.0, 60.0
     if live_total(low, m, c, phases) >= total:
         return None
-    for _ in range(50):  # live_total grows with o
+    for _round in range(50):  # live_total grows with o
         mid = (low + high) / 2
         if live_total(mid, m, c, phases) < total:
             low = mid
@@ -434,8 +448,8 @@ def relative_error(predicted, measured):
 
 def table(predictions, ref=None):
     """Lines of a table, one row per strategy."""
-    lines = ["%-10s %6s %9s %10s %11s %10s  %s" % ("strategy", "state", "total s", "downtime s", "warm-up MB",
-                                                  "freeze MB", "basis")]
+    header = ("strategy", "state", "total s", "downtime s", "warm-up MB", "freeze MB", "basis")
+    lines = ["%-10s %6s %9s %10s %11s %10s  %s" % header]
     for strategy in STRATEGIES:
         p = predictions.get(strategy)
         if not p:

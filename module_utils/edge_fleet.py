@@ -2,20 +2,58 @@
 or an evacuation of one edge whose destinations are chosen by free memory and load."""
 
 import fnmatch
+import math
+import re
+import reprlib
 
 PLAN_KEYS = ("service", "destination", "strategy", "hooks")
 HOOK_POINTS = ("after_warmup_checkpoint", "before_freeze")
 MB = 1e6
+# Docker's rule for container names; inventory host names are held to it too (they become file
+# names and arguments of child runs).
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+NAME_MAX = 128
+MAX_ENTRIES = 1000
+MAX_HOOK = 4096
+MAX_ERRORS = 20
+MAX_ERROR = 300
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlist = _REPR.maxdict = 5
+_REPR.maxlevel = 3
+
+
+def bounded(value):
+    """repr of a value from a plan or an edge, cut short without building the whole repr (a YAML
+    alias bomb has a small file and an enormous repr)."""
+    return _REPR.repr(value)
+
+
+def valid_name(value):
+    return isinstance(value, str) and len(value) <= NAME_MAX and bool(NAME_PATTERN.match(value))
+
+
+def _number(value, integer=False):
+    """A figure an edge reported: finite and not negative, else 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0
+    if not math.isfinite(number) or number < 0:
+        return 0
+    return int(number) if integer else number
 
 
 class PlanError(Exception):
     """The plan cannot run; `errors` lists every reason, each naming its entry or host."""
 
     def __init__(self, errors, subject="the plan"):
-        self.errors = list(errors)
-        count = len(self.errors)
-        super().__init__("%s is rejected, nothing was moved (%d error%s): %s" % (
-            subject, count, "" if count == 1 else "s", "; ".join(self.errors)))
+        self.errors = [e if len(e) <= MAX_ERROR else e[:MAX_ERROR] + "…" for e in list(errors)[:MAX_ERRORS]]
+        count = len(errors)
+        more = count - len(self.errors)
+        super().__init__("%s is rejected, nothing was moved (%d error%s): %s%s" % (
+            subject, count, "" if count == 1 else "s", "; ".join(self.errors),
+            "; and %d more" % more if more else ""))
 
 
 class Edges:
@@ -25,13 +63,41 @@ class Edges:
         self.edges = list(edges)
         self.facts = {}
         self.silent = {}
+        # Names an edge reported that are no container names: never planned, never passed on.
+        self.bad_names = {}
         for host in self.edges:
             answer = (facts or {}).get(host)
             if not isinstance(answer, dict) or answer.get("failed") or answer.get("unreachable") \
-                    or "containers" not in answer:
-                self.silent[host] = (answer or {}).get("msg") if isinstance(answer, dict) else None
+                    or not isinstance(answer.get("containers"), list):
+                message = (answer or {}).get("msg") if isinstance(answer, dict) else None
+                self.silent[host] = bounded(message)[1:-1] if isinstance(message, str) else None
             else:
-                self.facts[host] = answer
+                self.facts[host] = self._checked(host, answer)
+
+    def _checked(self, host, answer):
+        """The edge's answer with its names checked and its figures made numbers."""
+        containers, bad = [], []
+        for container in answer["containers"]:
+            name = container.get("name") if isinstance(container, dict) else None
+            if not valid_name(name):
+                bad.append(name)
+                continue
+            containers.append(dict(container, memory_bytes=_number(container.get("memory_bytes"), True),
+                                   cpu_cores=_number(container.get("cpu_cores"))))
+        names = answer.get("names") if isinstance(answer.get("names"), list) else [c["name"] for c in containers]
+        bad += [n for n in names if not valid_name(n) and n not in bad]
+        if bad:
+            self.bad_names[host] = bad
+        checked = dict(answer, containers=containers, names=[n for n in names if valid_name(n)])
+        for key in ("memory_bytes", "free_memory_bytes"):
+            checked[key] = _number(answer.get(key), True)
+        for key in ("cpus", "cpu_cores_used"):
+            checked[key] = _number(answer.get(key))
+        return checked
+
+    def bad_names_note(self, host):
+        return "%s reported container names that are not Docker names (%s): an edge that reports such names " \
+               "may be compromised; nothing was moved" % (host, ", ".join(bounded(n) for n in self.bad_names[host][:5]))
 
     def answered(self):
         return [host for host in self.edges if host in self.facts]
@@ -54,6 +120,8 @@ class Edges:
 
 def _label(index, entry):
     service = entry.get("service") if isinstance(entry, dict) else None
+    if isinstance(service, str) and len(service) > 60:
+        service = service[:60] + "…"
     return "entry %d%s" % (index, " (service '%s')" % service if isinstance(service, str) and service else "")
 
 
@@ -81,23 +149,28 @@ def _where(edges, service, catalog):
 def _entry_shape(entry, strategies):
     """Errors in one entry's keys and values (without looking at the edges)."""
     if not isinstance(entry, dict):
-        return ["expected a mapping with service and destination, got %r" % (entry,)]
+        return ["expected a mapping with service and destination, got %s" % bounded(entry)]
     errors = []
-    unknown = sorted(str(key) for key in entry if key not in PLAN_KEYS)
+    unknown = sorted(str(key)[:60] for key in entry if key not in PLAN_KEYS)
     if unknown:
-        errors.append("unknown key%s %s (allowed: %s)" % ("" if len(unknown) == 1 else "s", ", ".join(unknown),
+        errors.append("unknown key%s %s (allowed: %s)" % ("" if len(unknown) == 1 else "s", ", ".join(unknown[:5]),
                                                           ", ".join(PLAN_KEYS)))
     for key in ("service", "destination"):
-        if not isinstance(entry.get(key), str) or not entry.get(key):
-            errors.append("no %s" % key if entry.get(key) in (None, "") else "%s must be a name, got %r" % (
-                key, entry.get(key)))
+        value = entry.get(key)
+        if value in (None, ""):
+            errors.append("no %s" % key)
+        elif not isinstance(value, str):
+            errors.append("%s must be a name, got %s" % (key, bounded(value)))
+    if isinstance(entry.get("service"), str) and entry["service"] and not valid_name(entry["service"]):
+        errors.append("service must be a container name (Docker's rule: a letter or digit, then letters, digits, "
+                      "'_', '.' or '-'), got %s" % bounded(entry["service"]))
     strategy = entry.get("strategy")
-    if strategy is not None and strategy not in strategies:
-        errors.append("unknown strategy '%s': choose one of %s" % (strategy, ", ".join(strategies)))
+    if strategy is not None and (not isinstance(strategy, str) or strategy not in strategies):
+        errors.append("unknown strategy %s: choose one of %s" % (bounded(strategy), ", ".join(strategies)))
     hooks = entry.get("hooks")
     if hooks is not None and (not isinstance(hooks, dict) or any(k not in HOOK_POINTS for k in hooks)
-                              or not all(isinstance(v, str) for v in hooks.values())):
-        errors.append("hooks must map %s to a command" % " or ".join(HOOK_POINTS))
+                              or not all(isinstance(v, str) and len(v) <= MAX_HOOK for v in hooks.values())):
+        errors.append("hooks must map %s to a command (at most %d characters)" % (" or ".join(HOOK_POINTS), MAX_HOOK))
     return errors
 
 
@@ -106,7 +179,10 @@ def validate_plan(entries, edges, catalog=(), strategies=("delta",), default_str
     or PlanError naming every bad entry: unknown or ambiguous service, unknown, silent or
     same-as-source destination, a name already taken there, duplicates, memory the destination lacks."""
     if not isinstance(entries, list) or not entries:
-        raise PlanError(["a plan is a non-empty YAML list of {service, destination} entries, got %r" % (entries,)])
+        raise PlanError(["a plan is a non-empty YAML list of {service, destination} entries, got %s"
+                         % bounded(entries)])
+    if len(entries) > MAX_ENTRIES:
+        raise PlanError(["a plan has at most %d entries, this one %d" % (MAX_ENTRIES, len(entries))])
     errors, migrations, seen = [], [], {}
     for index, entry in enumerate(entries, start=1):
         label = _label(index, entry)
@@ -125,6 +201,9 @@ def validate_plan(entries, edges, catalog=(), strategies=("delta",), default_str
         if destination not in edges.edges:
             errors.append("%s: destination '%s' is not in the inventory's edges group (%s)" % (
                 label, destination, ", ".join(edges.edges)))
+            continue
+        if destination in edges.bad_names:
+            errors.append("%s: %s" % (label, edges.bad_names_note(destination)))
             continue
         if destination in edges.silent:
             errors.append("%s: destination %s did not answer: %s" % (
@@ -204,6 +283,8 @@ def evacuation_plan(host, edges, match="*", strategy="delta", cpu_request=0.1, e
     if host in edges.silent:
         raise PlanError(["%s did not answer: %s" % (host, edges.silent[host] or "unreachable")],
                         "the evacuation of %s" % host)
+    if host in edges.bad_names:
+        raise PlanError([edges.bad_names_note(host)], "the evacuation of %s" % host)
     unknown = [h for h in exclude if h not in edges.edges]
     if unknown:
         raise PlanError(["cannot exclude %s: not in the inventory's edges group (%s)" % (

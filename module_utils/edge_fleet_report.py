@@ -55,8 +55,9 @@ def headline(report):
     counts = ", ".join("%d %s" % (n, outcome.replace("_", " ")) for outcome, n in report["counts"].items())
     request = report["request"]
     what = "evacuation of %s" % request["evacuate"] if request.get("evacuate") else "plan %s" % request.get("plan_file")
-    line = "fleet %s, %s: %d migration%s, %s" % (report["fleet_id"], what, len(report["results"]),
-                                                "" if len(report["results"]) == 1 else "s", counts or "nothing to do")
+    count = len(report["results"])
+    line = "fleet %s, %s: %d migration%s, %s" % (report["fleet_id"], what, count, "" if count == 1 else "s",
+                                                 counts or "nothing to do")
     if report["wall_s"] is not None:
         line += "; %.1f s in all, %.1f s of migrations (x%.2f at once, at most %s together)" % (
             report["wall_s"], report["sum_of_migrations_s"], report["overlap"] or 0, report["max_parallel"])
@@ -83,7 +84,7 @@ def markdown(report):
         out += ["| destination | free MB before | load before | assigned | pressure after |", "|---|---|---|---|---|"]
         for p in report["placements"]:
             out.append("| %s | %.1f | %.3f | %s | %.4f |" % (p["host"], p["free_memory_bytes"] / 1e6, p["load"],
-                                                            ", ".join(p["assigned"]) or "-", p["pressure_after"]))
+                                                             ", ".join(p["assigned"]) or "-", p["pressure_after"]))
         out.append("")
     out += ["| " + " | ".join(COLUMNS) + " | report |", "|" + "---|" * (len(COLUMNS) + 1)]
     for row, r in zip(rows(report), report["results"], strict=True):

@@ -4,9 +4,58 @@ in a log file; then what each run's own report says."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
+
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+VAR_PATTERN = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+class RunError(Exception):
+    """A migration that must not be started (a name that is no container name, a path outside its directory)."""
+
+
+def unsafe_yaml(value):
+    """`value` as YAML in which every string is tagged !unsafe: Ansible takes such strings as data,
+    never as templates. Values given with `-e` on a command line are templates; a container
+    name an edge reported (`x{{ lookup('pipe', 'id') }}`) would run a command on the controller."""
+    if isinstance(value, dict):
+        items = []
+        for key, item in value.items():
+            if not isinstance(key, str) or not VAR_PATTERN.match(key):
+                raise RunError("%r is not a variable name" % (str(key)[:80],))
+            items.append("%s: %s" % (json.dumps(key), unsafe_yaml(item)))
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(unsafe_yaml(item) for item in value) + "]"
+    if isinstance(value, str):
+        return "!unsafe " + json.dumps(value, ensure_ascii=True)
+    if value is None or isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    raise RunError("cannot pass a %s to a child run" % type(value).__name__)
+
+
+def write_vars(path, extra):
+    """A vars file for `-e @path` (0600, written whole before any run reads it)."""
+    tmp = "%s.%d.tmp" % (path, os.getpid())
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("---\n" + unsafe_yaml(extra) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def inside(directory, name, suffix):
+    """directory/<name><suffix> for a container name, refused when it would be anywhere else."""
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or len(name) > 128:
+        raise RunError("%r is not a container name: no file is made for it" % (str(name)[:80],))
+    base = os.path.realpath(directory)
+    path = os.path.realpath(os.path.join(base, name + suffix))
+    if os.path.dirname(path) != base:
+        raise RunError("%s would be outside %s" % (path, base))
+    return path
 
 
 class Job:

@@ -8,13 +8,8 @@ import json
 import os
 import time
 
-from ansible.module_utils.edge_docker import DockerError
+from ansible.module_utils.edge_docker import APIError, DockerError, NotFound
 from ansible.module_utils.edge_transfer import push
-
-try:
-    from docker.errors import APIError, NotFound
-except ImportError:  # edge_module reports the missing SDK
-    APIError = NotFound = Exception
 
 # rsync -a already has -D (devices and specials: overlay whiteouts).
 TREE_FLAGS = ("--hard-links", "--acls", "--xattrs", "--numeric-ids")
@@ -72,8 +67,8 @@ def changed_since(path, since, stable=None):
     try:
         for root, dirs, names in os.walk(path):
             stat = os.lstat(root)
-            if stat.st_ctime >= limit and stable.get(os.path.relpath(root, path)) != _dir_state(root, dirs + names,
-                                                                                                   stat):
+            state = _dir_state(root, dirs + names, stat)
+            if stat.st_ctime >= limit and stable.get(os.path.relpath(root, path)) != state:
                 return True
             for name in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
                 if os.lstat(os.path.join(root, name)).st_ctime >= limit:

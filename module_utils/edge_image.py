@@ -21,7 +21,7 @@ _HEX_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
 
 def split_reference(name):
     """(repository, tag, digest) of an image reference; tag and digest are None when absent."""
-    name, _, digest = name.partition("@")
+    name, _sep, digest = name.partition("@")
     slash, colon = name.rfind("/"), name.rfind(":")
     if colon > slash:
         return name[:colon], name[colon + 1:], digest or None
@@ -30,7 +30,7 @@ def split_reference(name):
 
 def normalize_repository(repository):
     """The fully qualified repository name (`redis` is `docker.io/library/redis`)."""
-    first, _, rest = repository.partition("/")
+    first, _sep, rest = repository.partition("/")
     if not rest or not ("." in first or ":" in first or first == "localhost"):
         first, rest = DOCKER_HUB, repository
     if first in ("index.docker.io", "registry-1.docker.io"):

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 
 from ansible.module_utils import edge_pagemap
 from ansible.module_utils.edge_errors import EdgeError
@@ -42,8 +43,13 @@ def tree_size(directory):
 
 
 def sha256_file(path):
+    """sha256 of a regular file (a symlink or a device in a received checkpoint is refused)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    try:
+        fd = edge_pagemap.open_regular(path)
+    except edge_pagemap.PagemapError as exc:
+        raise ImageSetError(exc.msg) from exc
+    with open(fd, "rb") as handle:
         while True:
             chunk = handle.read(HASH_CHUNK)
             if not chunk:
@@ -161,40 +167,117 @@ def _paired_pages(base_dir, target_dir):
     return paired
 
 
+ENCODINGS = ("pages", "vcdiff", "whole")
+SHA256_HEX = frozenset("0123456789abcdef")
+
+
+def plain_name(name, what="file"):
+    """name when it is a plain file name of a checkpoint (no directory part, not . or ..);
+    the source's manifest is data from another host, never a path to follow."""
+    if not isinstance(name, str) or not name or "/" in name or "\0" in name or name in (".", ".."):
+        raise ImageSetError("the source's manifest names %r as a %s: only plain file names of the checkpoint "
+                            "are accepted" % (name, what))
+    return name
+
+
+def inside(directory, name):
+    """directory/name, checked to resolve inside directory."""
+    path = os.path.join(directory, plain_name(name))
+    real = os.path.realpath(directory)
+    if os.path.dirname(os.path.realpath(path)) != real:
+        raise ImageSetError("%s leads outside %s" % (path, directory))
+    return path
+
+
+def check_received(directory):
+    """Refuse a checkpoint directory received from another host unless it is a directory
+    (not a symlink) holding regular files only: no symlinks, devices, fifos, sockets or
+    subdirectories, which CRIU or a rebuild would follow or open."""
+    info = os.lstat(directory)
+    if not stat.S_ISDIR(info.st_mode):
+        raise ImageSetError("%s is not a directory (a symlink or another file): refused" % directory)
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if not entry.is_file(follow_symlinks=False):
+                raise ImageSetError("%s holds %s, which is not a regular file: a received checkpoint holds regular "
+                                    "files only; refused" % (directory, entry.name))
+
+
+def checked_manifest(manifest):
+    """The source's manifest, every entry's name, encoding, base, size and checksums checked."""
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
+        raise ImageSetError("the delta's manifest has no file table")
+    for name, entry in manifest["files"].items():
+        plain_name(name)
+        if name == MANIFEST or not isinstance(entry, dict) or entry.get("encoding") not in ENCODINGS:
+            raise ImageSetError("the delta's manifest has a bad entry for %r" % name)
+        size = entry.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ImageSetError("the delta's manifest gives %r no valid size" % name)
+        if entry["encoding"] == "pages":
+            plain_name(entry.get("base"), "base")
+        for key in ("sha256", "base_sha256"):
+            value = entry.get(key)
+            if value is not None and not (isinstance(value, str) and len(value) == 64 and set(value) <= SHA256_HEX):
+                raise ImageSetError("the delta's manifest has a bad %s for %r" % (key, name))
+    return manifest
+
+
+def _fresh_dir(path):
+    """An empty private directory at path: what a rebuild writes into (never through a symlink)."""
+    if os.path.islink(path):
+        raise ImageSetError("%s is a symlink: refused as the directory of a rebuilt checkpoint" % path)
+    if os.path.isdir(path):
+        shutil.rmtree(path)
+    make_private_dir(path)
+
+
+def _create(path):
+    """A new file at path, opened for writing; never an existing file or a symlink's target."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+
+
 def decode(run, base_dir, delta_dir, out_dir, workers=None, verified_base=None):
     """Rebuild in out_dir the target described by delta_dir's manifest and check every
     file's sha256 against the source's. Raises ImageSetError naming the first bad file.
     verified_base: {pages file: sha256} of base_dir's pages files checked earlier (before the
     freeze); a pages file rebuilt from such a base and a delta that came intact over SSH is
-    the source's, so its own checksum (0.2 s for 300 MB) is not taken again in the freeze."""
+    the source's, so its own checksum (0.2 s for 300 MB) is not taken again in the freeze.
+    Both received directories, the manifest and every page delta are checked first (plain
+    file names, regular files only, runs inside their files); out_dir is emptied and every
+    file in it created anew."""
+    for directory in (delta_dir, base_dir):
+        try:
+            check_received(directory)
+        except OSError as exc:
+            raise ImageSetError("cannot read the received checkpoint %s: %s" % (directory, exc)) from exc
     manifest_path = os.path.join(delta_dir, MANIFEST)
     try:
-        with open(manifest_path) as handle:
-            manifest = json.load(handle)
-    except (OSError, ValueError) as exc:
+        with open(edge_pagemap.open_regular(manifest_path)) as handle:
+            manifest = checked_manifest(json.load(handle))
+    except (OSError, ValueError, edge_pagemap.PagemapError) as exc:
         raise ImageSetError("the delta has no readable manifest at %s: %s" % (manifest_path, exc)) from exc
-    make_private_dir(out_dir)
+    _fresh_dir(out_dir)
 
     def one(item):
         name, entry = item
-        out = os.path.join(out_dir, name)
-        os.makedirs(os.path.dirname(out), mode=0o700, exist_ok=True)
+        out = inside(out_dir, name)
         checked_base = entry["encoding"] == "pages" and entry.get("base_sha256") and \
             (verified_base or {}).get(entry["base"]) == entry["base_sha256"]
         if entry["encoding"] == "pages":
             try:
-                edge_pagemap.decode(os.path.join(base_dir, entry["base"]),
-                                    os.path.join(delta_dir, name + PAGE_DELTA_SUFFIX), out, consume_base=checked_base)
+                edge_pagemap.decode(inside(base_dir, entry["base"]), inside(delta_dir, name + PAGE_DELTA_SUFFIX),
+                                    out, consume_base=checked_base, size=entry["size"])
             except (OSError, edge_pagemap.PagemapError) as exc:
                 raise ImageSetError("could not rebuild %s from its page delta: %s" % (name, exc)) from exc
         elif entry["encoding"] == "vcdiff":
-            argv = ["xdelta3", "-d", "-f", "-s", os.path.join(base_dir, name),
-                    os.path.join(delta_dir, name + DELTA_SUFFIX), out]
+            os.close(_create(out))
+            argv = ["xdelta3", "-d", "-f", "-s", inside(base_dir, name), inside(delta_dir, name + DELTA_SUFFIX), out]
             rc, _out, err = run(argv)
             if rc != 0:
                 raise ImageSetError("xdelta3 could not rebuild %s" % name, cmd=" ".join(argv), rc=rc, stderr=err)
         else:
-            shutil.copyfile(os.path.join(delta_dir, name), out)
+            _copy(inside(delta_dir, name), out)
         if checked_base:
             return entry["size"]
         if not entry.get("sha256"):
@@ -208,7 +291,17 @@ def decode(run, base_dir, delta_dir, out_dir, workers=None, verified_base=None):
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
         ordered = sorted(manifest["files"].items(), key=lambda item: -item[1]["size"])
         total = sum(pool.map(one, ordered))
+    check_received(out_dir)
     return {"files": len(manifest["files"]), "bytes": total}
+
+
+def _copy(src, dest):
+    try:
+        source = edge_pagemap.open_regular(src)
+    except (OSError, edge_pagemap.PagemapError) as exc:
+        raise ImageSetError("cannot read %s: %s" % (src, exc)) from exc
+    with open(source, "rb") as reader, open(_create(dest), "wb") as writer:
+        shutil.copyfileobj(reader, writer, HASH_CHUNK)
 
 
 def remove_tree(path):

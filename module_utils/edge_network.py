@@ -99,8 +99,8 @@ def refusals(wanted, existing_inspect):
     if existing_inspect is None:
         if wanted["driver"] not in CREATABLE_DRIVERS:
             return ["network %s (driver %s) does not exist on the destination, and only %s networks are created "
-                    "there by the migration: create it there first" % (name, wanted["driver"],
-                                                                     "/".join(CREATABLE_DRIVERS))]
+                    "there by the migration: create it there first"
+                    % (name, wanted["driver"], "/".join(CREATABLE_DRIVERS))]
         return []
     existing = portable_network(existing_inspect)
     problems = conflicts(wanted, existing)

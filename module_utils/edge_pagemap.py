@@ -15,8 +15,10 @@ uint32 length and either the page as is (length 4096) or its XOR with the old pa
 (a page a program changed in a few places is mostly zeros then)."""
 
 import ctypes
+import errno
 import mmap
 import os
+import stat
 import struct
 import zlib
 
@@ -63,11 +65,27 @@ def read_pagemap(path):
     return entries[0][1], runs
 
 
+def open_regular(path, flags=os.O_RDONLY, mode=0o600):
+    """os.open that refuses a symlink (O_NOFOLLOW) and anything but a regular file."""
+    try:
+        # O_NONBLOCK: a fifo in place of a file must not hang the open (no effect on files)
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, mode)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise PagemapError("%s is a symlink, not a regular file" % path) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PagemapError("%s is not a regular file" % path)
+    return fd
+
+
 def pages_files(directory):
     """{pages file name: pagemap file name} for the dumps' pagemaps found in directory."""
     found = {}
     for name in sorted(os.listdir(directory)):
-        if name.startswith("pagemap-") and name.endswith(".img"):
+        if name.startswith("pagemap-") and name.endswith(".img") \
+                and not os.path.islink(os.path.join(directory, name)):
             try:
                 pages_id, _runs = read_pagemap(os.path.join(directory, name))
             except (OSError, PagemapError):
@@ -146,7 +164,7 @@ def encode(base_pagemap, base_pages, target_pagemap, target_pages, out_path):
                     page += block
                     offset += block * PAGE
                     continue
-                for _ in range(block):
+                for _page in range(block):
                     at = base_index.get(vaddr + page * PAGE)
                     if at is None:
                         add(NEW, 0)
@@ -185,6 +203,8 @@ def _changed_page(new, old):
 
 
 def _read(handle, length, path):
+    if length > _left(handle):
+        raise PagemapError("%s is truncated" % path)
     chunk = handle.read(length)
     if len(chunk) != length:
         raise PagemapError("%s is truncated" % path)
@@ -196,12 +216,15 @@ def _changed_pages(delta, base, base_offset, pages, path):
     out = []
     for page in range(pages):
         (length,) = LENGTH.unpack(_read(delta, LENGTH.size, path))
+        if length > PAGE:
+            raise PagemapError("%s has a page record of %d bytes (at most %d)" % (path, length, PAGE))
         record = _read(delta, length, path)
         if length == PAGE:
             out.append(record)
             continue
         try:
-            diff = zlib.decompress(record)
+            inflater = zlib.decompressobj()
+            diff = inflater.decompress(record, PAGE + 1)
         except zlib.error as exc:
             raise PagemapError("%s has a damaged page record: %s" % (path, exc)) from exc
         old = os.pread(base, PAGE, base_offset + page * PAGE)
@@ -211,41 +234,74 @@ def _changed_pages(delta, base, base_offset, pages, path):
     return b"".join(out)
 
 
-def decode(base_pages, delta_path, out_path, consume_base=False):
+def _left(handle):
+    return os.fstat(handle.fileno()).st_size - handle.tell()
+
+
+def check_runs(runs, base_size, delta_left, size=None, path="the page delta"):
+    """Refuse a run table that reads outside the base pages file or the delta, has unknown
+    kinds, or rebuilds another size than `size` (the manifest's): a delta is data from
+    another host. Returns the rebuilt size."""
+    total = data = 0
+    for kind, pages, base_offset in runs:
+        length = pages * PAGE
+        if kind not in (COPY, NEW, CHANGED):
+            raise PagemapError("%s has an unknown run kind %d" % (path, kind))
+        if kind != NEW and (base_offset % PAGE or base_offset + length > base_size):
+            raise PagemapError("%s reads %d bytes at offset %d of a base pages file of %d bytes"
+                               % (path, length, base_offset, base_size))
+        data += length if kind == NEW else pages * LENGTH.size if kind == CHANGED else 0
+        total += length
+    if data > delta_left:
+        raise PagemapError("%s is truncated: its runs need %d more bytes than it has" % (path, data - delta_left))
+    if size is not None and total != size:
+        raise PagemapError("%s rebuilds %d bytes, the manifest says %d" % (path, total, size))
+    return total
+
+
+def decode(base_pages, delta_path, out_path, consume_base=False, size=None):
     """Rebuild the target pages file from base_pages and the delta; returns its size.
     consume_base: when every page sits at the same offset in both files (the process mapped
     nothing new, the usual case between two dumps seconds apart), write the changed pages into
-    base_pages itself and move it to out_path instead of copying 300 MB (base_pages is gone)."""
-    with open(delta_path, "rb") as delta:
+    base_pages itself and move it to out_path instead of copying 300 MB (base_pages is gone).
+    Every run is checked against the sizes of the base pages file and the delta (and against
+    `size`) before anything is written; out_path is created, never followed or overwritten."""
+    with open(open_regular(delta_path), "rb") as delta:
         if delta.read(len(MAGIC)) != MAGIC:
             raise PagemapError("%s is not a page delta" % delta_path)
-        (count,) = struct.unpack("<I", delta.read(4))
-        table = delta.read(count * RUN.size)
-        if len(table) != count * RUN.size:
-            raise PagemapError("%s is truncated" % delta_path)
+        (count,) = struct.unpack("<I", _read(delta, 4, delta_path))
+        table = _read(delta, count * RUN.size, delta_path)
         runs = list(RUN.iter_unpack(table))
-        in_place = consume_base and _same_layout(runs, os.path.getsize(base_pages))
-        target = base_pages if in_place else out_path
-        flags = os.O_RDWR if in_place else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-        with open(base_pages, "rb") as base, open(os.open(target, flags, 0o600), "wb", buffering=0) as out:
-            written = 0
-            for kind, pages, base_offset in runs:
-                length = pages * PAGE
-                if kind == COPY:
-                    if not in_place:
-                        _copy_range(base.fileno(), out.fileno(), base_offset, written, length)
-                elif kind == NEW:
-                    os.pwrite(out.fileno(), _read(delta, length, delta_path), written)
-                elif kind == CHANGED:
-                    os.pwrite(out.fileno(), _changed_pages(delta, base.fileno(), base_offset, pages, delta_path),
-                              written)
-                else:
-                    raise PagemapError("%s has an unknown run kind %d" % (delta_path, kind))
-                written += length
+        with open(open_regular(base_pages, os.O_RDWR if consume_base else os.O_RDONLY), "rb") as base:
+            base_stat = os.fstat(base.fileno())
+            check_runs(runs, base_stat.st_size, _left(delta), size, delta_path)
+            in_place = consume_base and _same_layout(runs, base_stat.st_size)
+            out_fd = os.dup(base.fileno()) if in_place else os.open(
+                out_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            written = _apply(runs, delta, delta_path, base, out_fd, in_place)
         if delta.read(1):
             raise PagemapError("%s has data after its last page" % delta_path)
     if in_place:
         os.rename(base_pages, out_path)
+        moved = os.lstat(out_path)
+        if (moved.st_dev, moved.st_ino) != (base_stat.st_dev, base_stat.st_ino):
+            raise PagemapError("%s was replaced while it was rebuilt" % base_pages)
+    return written
+
+
+def _apply(runs, delta, delta_path, base, out_fd, in_place):
+    with open(out_fd, "wb", buffering=0) as out:
+        written = 0
+        for kind, pages, base_offset in runs:
+            length = pages * PAGE
+            if kind == COPY:
+                if not in_place:
+                    _copy_range(base.fileno(), out.fileno(), base_offset, written, length)
+            elif kind == NEW:
+                os.pwrite(out.fileno(), _read(delta, length, delta_path), written)
+            else:
+                os.pwrite(out.fileno(), _changed_pages(delta, base.fileno(), base_offset, pages, delta_path), written)
+            written += length
     return written
 
 

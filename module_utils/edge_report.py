@@ -140,9 +140,8 @@ def summary(report):
                                              report["strategy"], report["outcome"].upper(),
                                              " (%s)" % report["cause"] if report["cause"] else ""),
         "downtime %s s, total %s s, %s" % (report["downtime_s"], report["total_s"], _state_phrase(report)),
-        "checkpoint %s, sent in warm-up %s, sent in freeze %s" % (mb(report["checkpoint_size"]),
-                                                                 mb(report["bytes_warmup"]),
-                                                                 mb(report["bytes_freeze"])),
+        "checkpoint %s, sent in warm-up %s, sent in freeze %s"
+        % (mb(report["checkpoint_size"]), mb(report["bytes_warmup"]), mb(report["bytes_freeze"])),
         "phases: " + ", ".join("%s %.2f" % (name, phases[name]) for name in PHASES if name in phases),
     ]
     if report.get("disk"):
@@ -170,6 +169,8 @@ def _disk(warmup, in_freeze, after_stop):
 
 
 def _state_phrase(report):
+    if report["outcome"] == "prepared":
+        return "prepared, nothing frozen yet; the service runs on %s" % report["source"]
     if report["outcome"] == "stopped":
         kept = report.get("kept_checkpoint") or {}
         return "the service runs NOWHERE; its state is kept in %s:%s/final" % (kept.get("host"), kept.get("path"))

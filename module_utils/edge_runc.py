@@ -50,8 +50,8 @@ def checkpoint(run, exec_root, inspect, image_dir, leave_running, file_locks=Fal
     try:
         rc, _out, err = run(argv)
         if rc != 0:
-            raise EdgeError("runc checkpoint of %s failed: %s%s" % (inspect["Id"][:12], _last_line(err),
-                                                                     _log_tail(os.path.join(work_dir, "dump.log"))),
+            log = _log_tail(os.path.join(work_dir, "dump.log"))
+            raise EdgeError("runc checkpoint of %s failed: %s%s" % (inspect["Id"][:12], _last_line(err), log),
                             cmd=" ".join(argv), rc=rc, stderr=err)
         # CRIU writes its statistics to the work directory, not among the images.
         return criu_stats(work_dir, "stats-dump").get("dump", {})

@@ -9,6 +9,13 @@ import zlib
 from ansible.module_utils.edge_errors import EdgeError
 
 SSH_CONNECT_TIMEOUT = 10
+# What another edge's key may run on an edge: the verbs of its forced command
+# (roles/edge_ssh_trust/files/edge_migrate_ssh.py), with plain path arguments.
+RECEIVE = "edge-migrate-receive"
+CPUINFO_CHECK = "edge-migrate-cpuinfo-check"
+REMOVE = "edge-migrate-remove"
+# How the forced command starts its message when it refuses a command.
+REFUSED = "edge-migrate-ssh: refused"
 # A shared connection outlives its last use by this long (the warm-up opens it, the freeze reuses it).
 SSH_CONTROL_PERSIST = 30
 # Longer socket paths do not fit a sockaddr_un; such a host simply opens a new connection each time.
@@ -87,16 +94,14 @@ def rsync_command(src, dest_host, dest_dir, dest_user="root", ssh_key=None, know
     are more rsync options (e.g. what a container's filesystem needs, module_utils/edge_fs).
     done_marker: a file the destination creates once the transfer has been received whole,
     the signal a waiter there (edge_restore wait_for_file) acts on."""
-    remote = "mkdir -m 700 -p %s && rsync" % shlex.quote(dest_dir)
-    if done_marker:
-        # rsync appends its server arguments to --rsync-path; the function passes them on and
-        # then creates the marker, in the same SSH session (a new one costs 0.2 s).
-        remote = "mkdir -m 700 -p %s && received() { rsync \"$@\" && touch %s; } && received" % (
-            shlex.quote(dest_dir), shlex.quote(done_marker))
+    # rsync appends its server arguments to --rsync-path. The destination's forced command
+    # (roles/edge_ssh_trust) creates the directory private (memory images hold secrets),
+    # runs rsync's server and then creates the marker, in the same SSH session (a new one
+    # costs 0.2 s); the words are plain arguments, no shell reads them.
+    remote = [RECEIVE, "--mkdir", dest_dir] + (["--done", done_marker] if done_marker else [])
     argv = ["rsync", "-a", "--stats", "--timeout=%d" % timeout,
             "-e", ssh_command(ssh_key, known_hosts, port, control_path),
-            # The destination directory is created private (memory images hold secrets).
-            "--rsync-path=%s" % remote]
+            "--rsync-path=%s" % " ".join(shlex.quote(word) for word in remote)]
     if delete:
         argv.append("--delete")
     if whole_file:
@@ -110,6 +115,26 @@ def rsync_command(src, dest_host, dest_dir, dest_user="root", ssh_key=None, know
     argv += list(extra_args)
     argv += [src.rstrip("/") + "/", "%s@%s:%s/" % (dest_user, dest_host, dest_dir.rstrip("/"))]
     return argv
+
+
+def remote_command(verb, path):
+    """The command line of one of the destination's fixed verbs (CPUINFO_CHECK, REMOVE) on path."""
+    return "%s %s" % (verb, shlex.quote(path))
+
+
+def run_remote(run, dest_host, verb, path, **options):
+    """Run one of the destination's fixed verbs over SSH; returns (rc, stdout, stderr, argv)."""
+    return ssh_run(run, dest_host, remote_command(verb, path), **options)
+
+
+def ssh_run(run, dest_host, command, dest_user="root", ssh_key=None, known_hosts=None, port=None, control_path=None,
+            **_ignored):
+    """Send command over SSH as rsync would (options as push_options gives them); returns
+    (rc, stdout, stderr, argv)."""
+    argv = shlex.split(ssh_command(ssh_key, known_hosts, port, control_path))
+    argv += ["%s@%s" % (dest_user, dest_host), command]
+    rc, out, err = run(argv)
+    return rc, out, err, argv
 
 
 def parse_stats(stdout):
@@ -139,5 +164,7 @@ def push(run, src, dest_host, dest_dir, **options):
 
 
 def _last_line(text):
+    """rsync's last error line, or the destination's refusal (rsync ends with its own rc 126 line)."""
     lines = [line for line in (text or "").splitlines() if line.strip()]
-    return lines[-1] if lines else "no error output"
+    refused = [line for line in lines if REFUSED in line]
+    return (refused or lines or ["no error output"])[-1]

@@ -93,7 +93,9 @@ def memory_images_left(lab):
     """Files under each host's checkpoint directory and checkpoints left in Docker's data root."""
     left = []
     for host in lab.values():
-        for root, _dirs, files in os.walk(host["checkpoint_dir"]):
+        for root, dirs, files in os.walk(host["checkpoint_dir"]):
+            if root == host["checkpoint_dir"] and "locks" in dirs:
+                dirs.remove("locks")  # the migration locks (module_utils/edge_lock.py), no images
             left += [os.path.join(root, f) for f in files]
         containers = os.path.join(os.path.dirname(host["checkpoint_dir"]), "docker", "containers")
         for container in os.listdir(containers) if os.path.isdir(containers) else []:

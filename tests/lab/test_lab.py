@@ -83,10 +83,14 @@ def test_hosts_reach_each_other_over_ssh_with_pinned_keys(status, hosts):
         for dst in hosts:
             if src is dst:
                 continue
-            proc = on(src, "ssh", *ssh_opts(src, status), "root@" + dst["address"], "echo $SSH_CONNECTION")
-            # the connection comes from the source host's own address, straight to the destination
-            assert proc.stdout.split()[0] == src["address"], proc.stdout
-            assert proc.stdout.split()[2] == dst["address"], proc.stdout
+            # an edge's key runs only the destination's forced command, and is accepted only from
+            # that edge's own address (from=): a fixed verb that succeeds shows the connection
+            # came from the source host's address, straight to the destination
+            proc = on(src, "ssh", *ssh_opts(src, status), "root@" + dst["address"],
+                      "edge-migrate-remove %s/labtest-nothing-%d" % (dst["checkpoint_dir"], os.getpid()))
+            assert proc.returncode == 0, proc.stderr
+            proc = on(src, "ssh", *ssh_opts(src, status), "root@" + dst["address"], "echo $SSH_CONNECTION", check=False)
+            assert proc.returncode != 0 and "edge-migrate-ssh: refused" in proc.stderr, proc.stdout + proc.stderr
     # the pinning is real: without the lab's known_hosts the same connection is refused
     src, dst = hosts[0], hosts[1]
     opts = ssh_opts(src, status)

@@ -4,6 +4,7 @@ settings are the same on the destination. The README's option table points at th
 
 import json
 import os
+import subprocess
 import time
 
 import pytest
@@ -161,5 +162,130 @@ def test_init_container_rolled_back_on_its_own_runtime_keeps_its_state(lab):
         time.sleep(0.5)
         assert read_file(source, name, "/tmp/n") > before
         assert memory_images_left(lab) == []
+    finally:
+        remove_everywhere(lab, name)
+
+
+def has_cap_sys_resource():
+    with open("/proc/self/status") as handle:
+        capabilities = next(line for line in handle if line.startswith("CapEff:"))
+    return bool(int(capabilities.split()[1], 16) >> 24 & 1)
+
+
+def test_a_process_of_another_uid_is_refused_in_preflight_without_cap_sys_resource(lab):
+    if has_cap_sys_resource():
+        pytest.skip("root here has CAP_SYS_RESOURCE: CRIU can dump processes of other uids")
+    name = "otheruid"
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(SIMPLE)
+    source.start(source.create_container(SIMPLE, name=name, user="1000", entrypoint=["sh", "-c"], command=[COUNTER]))
+    try:
+        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        assert proc.returncode != 0
+        assert "uid 1000" in proc.stdout and "CAP_SYS_RESOURCE" in proc.stdout
+        assert "Preflight |" in proc.stdout and running_on(lab, name) == ["edge1"]
+        assert source.inspect_container(name)["RestartCount"] == 0
+    finally:
+        remove_everywhere(lab, name)
+
+
+def test_read_only_root_with_tmpfs_and_private_ipc_are_kept(lab):
+    name = "readonly"
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(SIMPLE)
+    source.start(source.create_container(
+        SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER],
+        host_config=source.create_host_config(read_only=True, tmpfs={"/tmp": "size=4m"}, ipc_mode="private")))
+    try:
+        time.sleep(1.5)
+        before = read_file(source, name, "/tmp/n")
+        migrate(name)
+        assert running_on(lab, name) == ["edge2"]
+        moved = engine(lab["edge2"]).inspect_container(name)["HostConfig"]
+        assert moved["ReadonlyRootfs"] is True and moved["IpcMode"] == "private"
+        assert moved["Tmpfs"] == {"/tmp": "size=4m"}
+        # The counter lives in the tmpfs: CRIU carried its content.
+        assert read_file(engine(lab["edge2"]), name, "/tmp/n") > before
+    finally:
+        remove_everywhere(lab, name)
+
+
+COMPOSE_FILE = """version: "2.4"
+services:
+  web:
+    image: %s
+    entrypoint: ["sh", "-c"]
+    command: ["%s"]
+    restart: unless-stopped
+    labels:
+      team: mobility
+""" % (SIMPLE, COUNTER)
+
+
+def test_a_docker_compose_service_keeps_its_labels_and_its_project_network(lab, tmp_path):
+    project, name = "edgeproj", "edgeproj_web_1"
+    (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE)
+    compose = ["docker-compose", "-p", project, "-f", str(tmp_path / "docker-compose.yml")]
+    env = dict(os.environ, DOCKER_HOST=lab["edge1"]["docker_host"])
+    remove_everywhere(lab, name)
+    subprocess.run(compose + ["up", "-d"], env=env, check=True, capture_output=True, timeout=120)
+    try:
+        time.sleep(1.5)
+        source = engine(lab["edge1"])
+        before = read_file(source, name, "/tmp/n")
+        migrate(name)
+        assert running_on(lab, name) == ["edge2"]
+        destination = engine(lab["edge2"])
+        moved = destination.inspect_container(name)
+        labels = moved["Config"]["Labels"]
+        assert labels["com.docker.compose.project"] == project and labels["com.docker.compose.service"] == "web"
+        assert labels["team"] == "mobility"
+        assert list(moved["NetworkSettings"]["Networks"]) == [project + "_default"]
+        network = destination.inspect_network(project + "_default")
+        assert network["Labels"]["com.docker.compose.project"] == project
+        assert "web" in moved["NetworkSettings"]["Networks"][project + "_default"]["Aliases"]
+        assert read_file(destination, name, "/tmp/n") > before
+    finally:
+        remove_everywhere(lab, name)
+        for host in lab.values():
+            subprocess.run(["docker", "network", "rm", project + "_default"], capture_output=True,
+                           env=dict(os.environ, DOCKER_HOST=host["docker_host"]))
+
+
+WATCHER = r"""
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init()
+open("/tmp/watched", "w").close()
+assert libc.inotify_add_watch(fd, b"/tmp/watched", 0x2) >= 0  # IN_MODIFY
+os.unlink("/tmp/watched")
+i = 0
+while True:
+    i += 1
+    with open("/tmp/n", "w") as out:
+        out.write(str(i))
+    time.sleep(0.1)
+"""
+
+
+def test_an_inotify_watch_on_a_deleted_file_is_refused_before_the_freeze(lab):
+    name = "watcher"
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(PYTHON)
+    source.start(source.create_container(PYTHON, name=name, entrypoint=["python3", "-c"], command=[WATCHER]))
+    try:
+        time.sleep(1.5)
+        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        assert proc.returncode != 0
+        report = latest_report(name)
+        assert report["outcome"] == "failed" and report["downtime_s"] is None
+        assert "Warm-up |" in report["cause"] and "CRIU: " in report["cause"] and "fsnotify" in report["cause"]
+        assert running_on(lab, name) == ["edge1"] and source.inspect_container(name)["RestartCount"] == 0
+        before = read_file(source, name, "/tmp/n")
+        time.sleep(0.5)
+        assert read_file(source, name, "/tmp/n") > before
     finally:
         remove_everywhere(lab, name)

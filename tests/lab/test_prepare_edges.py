@@ -78,18 +78,24 @@ def test_every_edge_rsyncs_to_every_other_with_pinned_host_keys(lab, runs, tmp_p
             with open(os.path.join(os.path.dirname(dst["ssh_key"]), "ssh_host_ed25519_key.pub")) as handle:
                 host_key = " ".join(handle.read().split()[:2])
             assert "%s %s" % (dst["address"], host_key) in pinned, (src["name"], dst["name"])
-            target = tmp_path / ("%s-to-%s" % (src["name"], dst["name"]))
-            on(src, "rsync", "-a", "-e", ssh(src, src["known_hosts"]), str(payload),
-               "root@%s:%s" % (dst["address"], target))
-            assert target.read_bytes() == payload.read_bytes()
+            # into the destination's workdir: the other edges' keys write nowhere else
+            target = os.path.join(dst["checkpoint_dir"], "prepare-test-%s-to-%s" % (src["name"], dst["name"]))
+            try:
+                on(src, "rsync", "-a", "-e", ssh(src, src["known_hosts"]), str(payload),
+                   "root@%s:%s" % (dst["address"], target))
+                assert open(target, "rb").read() == payload.read_bytes()
+            finally:
+                if os.path.exists(target):
+                    os.remove(target)
     # the pinning is what lets them in: with no host key pinned the same push is refused
     empty = tmp_path / "empty_known_hosts"
     empty.write_text("")
     src, dst = list(lab.values())[:2]
+    refused = os.path.join(dst["checkpoint_dir"], "prepare-test-refused")
     proc = on(src, "rsync", "-a", "-e", ssh(src, str(empty)), str(payload),
-              "root@%s:%s" % (dst["address"], tmp_path / "refused"), check=False)
+              "root@%s:%s" % (dst["address"], refused), check=False)
     assert proc.returncode != 0 and "Host key verification failed" in proc.stderr, proc.stderr
-    assert not (tmp_path / "refused").exists()
+    assert not os.path.exists(refused)
 
 
 def test_criu_check_passes_on_every_edge(lab, runs):

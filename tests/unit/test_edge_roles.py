@@ -138,7 +138,9 @@ def trust_run(tmp_path_factory):
         hosts["edge-" + name] = dict(
             migration_address="10.0.0.%d" % n, migration_ssh_key=str(home / "key" / "id_ed25519"),
             migration_known_hosts=str(home / "known_hosts"), edge_ssh_trust_sshd_config=str(home / "sshd_config"),
-            edge_ssh_trust_user=user, edge_ssh_trust_home=str(home))
+            edge_ssh_trust_user=user, edge_ssh_trust_home=str(home),
+            edge_ssh_trust_command=str(tmp / "libexec" / "edge-migrate-ssh"),
+            edge_ssh_trust_data_root=str(home / "docker"), migration_workdir=str(home / "work"))
     (tmp / "a" / ".ssh").mkdir(mode=0o700)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "someone@elsewhere", "-f",
                     str(tmp / "someone")], check=True)
@@ -190,15 +192,23 @@ def test_each_edge_has_its_own_key_and_accepts_every_edge(trust_run):
         assert os.stat(key.parent).st_mode & 0o777 == 0o700  # made by the role
     home_mode = os.stat(tmp / "a").st_mode & 0o777
     assert home_mode == 0o777 & ~current_umask() & 0o777, "an existing directory's mode was changed"
-    for authorized in (tmp / "a" / ".ssh" / "authorized_keys", tmp / "b" / "keys" / user):
+    command = tmp / "libexec" / "edge-migrate-ssh"
+    for here, authorized, other, n in (("a", tmp / "a" / ".ssh" / "authorized_keys", "b", 2),
+                                       ("b", tmp / "b" / "keys" / user, "a", 1)):
         text = authorized.read_text()
-        for name, key in keys.items():
-            assert ("no-agent-forwarding,no-port-forwarding,no-X11-forwarding,no-pty %s edge-migrate@edge-%s"
-                    % (public(str(key) + ".pub"), name)) in text.splitlines(), text
+        # only the other edge's key, from its address, and only for the forced command
+        assert ('restrict,from="10.0.0.%d",command="%s %s" %s edge-migrate@edge-%s'
+                % (n, command, tmp / here / "edge-migrate-ssh.json", public(str(keys[other]) + ".pub"), other)
+                ) in text.splitlines(), text
+        assert public(str(keys[here]) + ".pub") not in text
+        assert json.loads((tmp / here / "edge-migrate-ssh.json").read_text()) == {
+            "workdir_roots": [str(tmp / here / "work")],
+            "receive_roots": [str(tmp / here / "docker" / "overlay2"), str(tmp / here / "docker" / "volumes")]}
         listed = subprocess.run(["ssh-keygen", "-l", "-f", str(authorized)], capture_output=True, text=True)
-        assert listed.returncode == 0 and "edge-migrate@edge-a" in listed.stdout, listed.stdout + listed.stderr
+        assert listed.returncode == 0 and "edge-migrate@edge-%s" % other in listed.stdout, listed.stdout + listed.stderr
     # a line that was there before is kept
     assert (tmp / "a" / ".ssh" / "authorized_keys").read_text().startswith(trust_run["someone"])
+    assert os.access(command, os.X_OK) and "SSH_ORIGINAL_COMMAND" in command.read_text()
 
 
 def test_each_edge_pins_every_edge_host_key(trust_run):
@@ -219,6 +229,7 @@ def test_private_keys_stay_where_they_were_made(trust_run):
 
 def test_trust_second_run_changes_nothing(trust_run):
     first, second = trust_run["changed"]
-    # per edge: its missing directories made (one task), its key, its two blocks
-    assert first == 8
+    # per edge: its missing directories made (one task), its key, the forced command's directory,
+    # the command (copied by both edges to one path here) and its configuration, its two blocks
+    assert 12 <= first <= 14
     assert second == 0

@@ -231,9 +231,9 @@ def test_literal_bytes_from_rsync_stats():
 
 @pytest.mark.parametrize("args,message", [
     ({"name": "web", "workdir": "/tmp/w", "dest_host": "h", "dest_dir": "/d", "interval": 0, "docker_host": NO_DOCKER},
-     "interval must be > 0"),
+     "interval must be between 0.5 and 300.0"),
     ({"name": "web", "workdir": "/tmp/w", "dest_host": "h", "dest_dir": "/d", "probe_mb": 0, "docker_host": NO_DOCKER},
-     "probe_mb >= 1"),
+     "probe_mb must be between 1 and 1024"),
     ({"name": "web", "workdir": "/tmp/w", "dest_host": "h", "dest_dir": "/d", "docker_host": NO_DOCKER},
      "cannot reach the Docker Engine"),
 ])

@@ -155,14 +155,14 @@ def test_evacuation_prefers_the_edge_with_more_free_memory():
 
 
 def test_evacuation_sends_nothing_where_it_does_not_fit():
-    edges = Edges(["edge1", "edge2", "edge3"], {"edge1": edge([("a", 600, 0), ("b", 600, 0)]),
+    edges = Edges(["edge1", "edge2", "edge3"], {"edge1": edge([("aa", 600, 0), ("bb", 600, 0)]),
                                                 "edge2": edge(free=700 * MB), "edge3": edge(free=1000 * MB)})
     migrations, _ = evacuation_plan("edge1", edges)
     assert sorted(m["destination"] for m in migrations) == ["edge2", "edge3"]
     edges.facts["edge2"]["free_memory_bytes"] = 100 * MB
     with pytest.raises(PlanError) as raised:
         evacuation_plan("edge1", edges)
-    assert raised.value.errors == ["no edge can take 'b' (600.0 MB): edge2 has 100.0 MB free after this run's other "
+    assert raised.value.errors == ["no edge can take 'bb' (600.0 MB): edge2 has 100.0 MB free after this run's other "
                                    "moves; edge3 has 400.0 MB free after this run's other moves"]
 
 
@@ -175,7 +175,7 @@ def test_evacuation_match_and_exclude(lab):
 @pytest.mark.parametrize("host,facts,message", [
     ("edge9", None, "'edge9' is not in the inventory's edges group"),
     ("edge1", {"edge1": {"failed": True, "msg": "boom"}}, "edge1 did not answer: boom"),
-    ("edge1", {"edge1": edge([("a", 1, 0)])},
+    ("edge1", {"edge1": edge([("aa", 1, 0)])},
      "no other edge answered to take its services (no answer from edge2, edge3)"),
 ])
 def test_evacuation_errors(lab, host, facts, message):

@@ -9,6 +9,7 @@ import time
 from ansible.module_utils.edge_fleet_host import cgroup_paths, cpu_usage_ns, meminfo, memory_bytes, sample_cpu
 from ansible.module_utils.edge_fleet_report import build, markdown, summary, write
 from ansible.module_utils.edge_fleet_run import Job, failure_message, find_report, result, run_jobs
+from ansible.parsing.yaml.loader import AnsibleLoader
 
 
 def job(tmp_path, service, source, destination, code="import time; time.sleep(0.3)"):
@@ -169,9 +170,9 @@ def test_run_module_passes_each_migration_to_its_own_run(run_module, tmp_path):
     program.chmod(0o755)
     playbook = tmp_path / "migrate.yml"
     playbook.write_text("---\n")
-    migrations = [{"service": "a", "source": "edge1", "destination": "edge2", "strategy": "rsync",
+    migrations = [{"service": "aa", "source": "edge1", "destination": "edge2", "strategy": "rsync",
                    "hooks": {"before_freeze": "drain a"}},
-                  {"service": "b", "source": "edge1", "destination": "edge3", "strategy": "delta", "hooks": {}}]
+                  {"service": "bb", "source": "edge1", "destination": "edge3", "strategy": "delta", "hooks": {}}]
     kind, result_ = run_module("edge_fleet_run", {
         "migrations": migrations, "playbook": str(playbook), "inventory": ["/inv/hosts.yml"],
         "extra_vars": {"migration_transfer_timeout": 5}, "ansible_playbook": str(program),
@@ -180,8 +181,11 @@ def test_run_module_passes_each_migration_to_its_own_run(run_module, tmp_path):
     with open(result_["results"][0]["log"]) as handle:
         argv = json.loads(handle.read().splitlines()[1])
     assert argv[:3] == [str(playbook), "-i", "/inv/hosts.yml"] and argv[3] == "-e"
-    assert json.loads(argv[4]) == {"service": "a", "destination": "edge2", "strategy": "rsync",
-                                   "migration_transfer_timeout": 5, "migration_hooks": {"before_freeze": "drain a"}}
+    assert argv[4] == "@" + str(tmp_path / "logs" / "aa.vars.yml")
+    with open(argv[4][1:]) as handle:
+        assert AnsibleLoader(handle).get_single_data() == {
+            "service": "aa", "destination": "edge2", "strategy": "rsync", "migration_transfer_timeout": 5,
+            "migration_hooks": {"before_freeze": "drain a"}}
     assert result_["max_parallel"] >= 1
 
 

@@ -31,7 +31,7 @@ def dumps(tmp_path):
     pages[1 << 20:(1 << 20) + 65536] = os.urandom(65536)
     write(str(tmp_path / "final/pages-1.img"), bytes(pages))
     write(str(tmp_path / "final/core-1.img"), b"core-b" * 10)
-    write(str(tmp_path / "final/new/extra.img"), os.urandom(100))  # only in the final dump
+    write(str(tmp_path / "final/extra-2.img"), os.urandom(100))  # only in the final dump
     return tmp_path
 
 
@@ -39,7 +39,7 @@ def test_delta_rebuilds_every_file_byte_for_byte(dumps):
     manifest = encode(run, str(dumps / "base"), str(dumps / "final"), str(dumps / "delta"))
     assert manifest["files"]["pages-1.img"]["encoding"] == "vcdiff"
     assert manifest["files"]["core-1.img"]["encoding"] == "whole"
-    assert manifest["files"]["new/extra.img"]["encoding"] == "whole"
+    assert manifest["files"]["extra-2.img"]["encoding"] == "whole"
     delta_size = sum(os.path.getsize(os.path.join(dumps / "delta", f)) for f in list_files(str(dumps / "delta")))
     assert delta_size < 200_000  # 64 KiB changed out of 3 MiB
     rebuilt = decode(run, str(dumps / "base"), str(dumps / "delta"), str(dumps / "out"))
@@ -73,8 +73,9 @@ def test_wrong_base_fails_instead_of_restoring_garbage(dumps):
 
 def test_missing_manifest_is_named(tmp_path):
     (tmp_path / "delta").mkdir()
+    (tmp_path / "base").mkdir()
     with pytest.raises(ImageSetError, match="no readable manifest"):
-        decode(run, str(tmp_path), str(tmp_path / "delta"), str(tmp_path / "out"))
+        decode(run, str(tmp_path / "base"), str(tmp_path / "delta"), str(tmp_path / "out"))
 
 
 def test_source_window_covers_the_file():

@@ -1,7 +1,6 @@
-"""Pieces of the pre-flight and the report that run without root: CRIU's statistics images,
-the lock, and what the info module says of a host without CRIU."""
+"""Pieces of the pre-flight and the report that run without root: CRIU's statistics images
+(the lock: test_lock.py), and what the info module says of a host without CRIU."""
 
-import os
 import struct
 
 import pytest
@@ -29,20 +28,6 @@ def test_missing_or_garbage_statistics_give_nothing(tmp_path):
     assert read(str(tmp_path), "stats-restore") == {}
     (tmp_path / "stats-dump").write_bytes(b"not a stats image")
     assert read(str(tmp_path), "stats-dump") == {}
-
-
-def test_lock_lets_one_migration_through_and_takes_over_a_dead_owner(run_module, tmp_path):
-    args = {"service": "openface", "lock_dir": str(tmp_path), "owner_pid": os.getpid()}
-    assert run_module("edge_lock", dict(args, migration_id="m1"))[0] == "exit"
-    outcome, result = run_module("edge_lock", dict(args, migration_id="m2"))
-    assert outcome == "fail" and "openface is already being migrated (migration m1" in result["msg"]
-    # Releasing someone else's lock does nothing; the owner's release frees it.
-    assert run_module("edge_lock", dict(args, migration_id="m2", state="absent"))[1]["changed"] is False
-    assert run_module("edge_lock", dict(args, migration_id="m1", state="absent"))[1]["changed"] is True
-    dead = 2 ** 22 + 12345  # above pid_max: no such process
-    run_module("edge_lock", dict(args, migration_id="m3", owner_pid=dead))
-    outcome, result = run_module("edge_lock", dict(args, migration_id="m4"))
-    assert outcome == "exit" and result["stale"]["migration_id"] == "m3"
 
 
 def test_info_reports_a_host_without_criu(run_module, monkeypatch, tmp_path):

@@ -24,25 +24,8 @@ def test_rsync_pushes_to_destination_with_timeout_and_private_dir():
     argv = rsync_command("/w/base/", "10.0.0.2", "/w/m1/base", timeout=30, whole_file=True)
     assert argv[0] == "rsync" and "--timeout=30" in argv and "--whole-file" in argv
     assert argv[-2:] == ["/w/base/", "root@10.0.0.2:/w/m1/base/"]
-    assert "--rsync-path=mkdir -m 700 -p /w/m1/base && rsync" in argv
-
-
-def test_rsync_leaves_a_marker_once_the_destination_has_everything(tmp_path):
-    import subprocess
-    argv = rsync_command("/w/d", "h", "/x y/d", done_marker="/x y/sent")
-    remote = [a for a in argv if a.startswith("--rsync-path=")][0][len("--rsync-path="):]
-    # What the destination's shell runs: rsync appends its server arguments.
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "rsync").write_text("#!/bin/sh\necho \"$@\" > %s/args\nexit ${RSYNC_RC:-0}\n" % tmp_path)
-    (fake / "rsync").chmod(0o755)
-    marker = tmp_path / "sent"
-    remote = remote.replace("/x y/sent", str(marker)).replace("'/x y/d'", str(tmp_path / "d"))
-    env = {"PATH": "%s:/usr/bin:/bin" % fake}
-    subprocess.run(["sh", "-c", remote + " --server -a . d/"], env=dict(env, RSYNC_RC="1"), check=False)
-    assert not marker.exists()
-    subprocess.run(["sh", "-c", remote + " --server -a . d/"], env=env, check=True)
-    assert marker.exists() and (tmp_path / "args").read_text().strip() == "--server -a . d/"
+    # the destination's forced command makes the directory (0700): a verb and a path, no shell
+    assert "--rsync-path=edge-migrate-receive --mkdir /w/m1/base" in argv
 
 
 def test_rsync_delta_mode_and_compression():

@@ -1,0 +1,208 @@
+"""edge1 acts as a compromised edge, with its own migration key, from its own network
+namespace, against edge2's real sshd: the key runs the migration's transfers and nothing else
+(no shell, no reading, no writing outside edge2's workdir and engine roots), and a delta
+carrying a traversal name and a symlink is refused by edge2 before its restore, the service
+rolling back to edge1 with its state."""
+
+import glob
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import time
+
+import pytest
+from labtools import ROOT, engine, hook, latest_report, memory_images_left, playbook, remove_everywhere, running_on
+
+pytestmark = pytest.mark.lab
+
+TAG = "edge-hostile-%d" % os.getpid()
+
+
+def ssh_argv(src, dest, *extra):
+    """ssh as src's migration key, inside src's network namespace, to dest's migration address."""
+    return ["nsenter", "--net=/run/netns/%s" % src["netns"], "ssh", "-i", src["ssh_key"], "-o", "IdentitiesOnly=yes",
+            "-o", "UserKnownHostsFile=%s" % src["known_hosts"], "-o", "StrictHostKeyChecking=yes",
+            "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", *extra, "root@%s" % dest["address"]]
+
+
+def rsh(src):
+    return " ".join(shlex.quote(a) for a in ssh_argv(src, {"address": "x"})[2:-1])
+
+
+def rsync_argv(src, dest, local, remote, *extra):
+    return ["nsenter", "--net=/run/netns/%s" % src["netns"], "rsync", "-a", "--timeout=20", "-e", rsh(src), *extra,
+            local.rstrip("/") + "/", "root@%s:%s/" % (dest["address"], remote.rstrip("/"))]
+
+
+def run(argv):
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def payload(tmp_path):
+    (tmp_path / "payload").mkdir()
+    (tmp_path / "payload" / "x").write_text("* * * * * root touch /tmp/%s-pwned\n" % TAG)
+    return str(tmp_path / "payload")
+
+
+@pytest.mark.parametrize("command", ["id", "cat /etc/shadow", "sh -c id", "true; id", "edge-migrate-remove /etc",
+                                     "rsync --server --sender -logDtpre.iLsfxC . /etc/shadow",
+                                     "edge-migrate-cpuinfo-check /"])
+def test_the_edge_key_runs_no_command_of_its_choice(lab, command):
+    proc = run(ssh_argv(lab["edge1"], lab["edge2"]) + [command])
+    assert proc.returncode != 0, proc.stdout
+    assert "uid=" not in proc.stdout and "root:" not in proc.stdout and proc.stdout == ""
+    assert "edge-migrate-ssh: refused" in proc.stderr, proc.stderr
+    assert os.path.isdir("/etc")
+
+
+def test_the_edge_key_gets_no_shell_and_no_forwarding(lab):
+    proc = subprocess.run(ssh_argv(lab["edge1"], lab["edge2"], "-tt"), input="id\nexit\n", capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode != 0 and "uid=" not in proc.stdout
+    forward = run(ssh_argv(lab["edge1"], lab["edge2"], "-o", "ExitOnForwardFailure=yes", "-N",
+                           "-R", "127.0.0.1:39223:127.0.0.1:22"))
+    assert forward.returncode != 0
+
+
+def test_the_edge_key_is_accepted_from_its_own_address_only(lab):
+    if "edge3" not in lab:
+        pytest.skip("needs a third edge")
+    stolen = dict(lab["edge3"], ssh_key=lab["edge1"]["ssh_key"])  # edge1's key used from edge3
+    proc = run(ssh_argv(stolen, lab["edge2"]) + ["edge-migrate-remove %s/%s" % (lab["edge2"]["checkpoint_dir"], TAG)])
+    assert proc.returncode == 255 and "Permission denied" in proc.stderr, proc.stderr
+
+
+def test_the_controller_key_is_unaffected(lab):
+    status = json.loads(subprocess.run([os.path.join(ROOT, "lab", "lab"), "status", "--json"], capture_output=True,
+                                       text=True, check=True).stdout)
+    proc = run(["ssh", "-i", status["controller_key"], "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+                "-o", "UserKnownHostsFile=%s" % status["known_hosts"], "-o", "StrictHostKeyChecking=yes",
+                "root@%s" % lab["edge2"]["address"], "id -u"])
+    assert proc.returncode == 0 and proc.stdout.strip() == "0", proc.stderr
+
+
+@pytest.mark.parametrize("target, extra", [
+    ("/etc/%s" % TAG, []),
+    ("/tmp/%s" % TAG, []),
+    ("{work}/../%s" % TAG, []),
+    ("{work}/%s" % TAG, ["--rsync-path=sh -c 'id > /tmp/%s-rsync-path' ; rsync" % TAG]),
+    ("{work}/%s" % TAG, ["--remote-option=--log-file=/tmp/%s-log" % TAG]),
+    ("{work}/%s" % TAG, ["--backup", "--backup-dir=/tmp/%s-backup" % TAG]),
+    ("{work}/%s" % TAG, ["--temp-dir=/tmp"]),
+])
+def test_rsync_outside_the_allowed_roots_is_refused(lab, payload, target, extra):
+    target = target.format(work=lab["edge2"]["checkpoint_dir"])
+    proc = run(rsync_argv(lab["edge1"], lab["edge2"], payload, target, *extra))
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "refused" in proc.stderr, proc.stderr
+    assert not glob.glob("/etc/%s*" % TAG) and not glob.glob("/tmp/%s*" % TAG)
+    assert not os.path.exists(os.path.join(lab["edge2"]["checkpoint_dir"], TAG))
+
+
+def test_a_symlink_received_earlier_does_not_lead_a_push_outside(lab, payload, tmp_path):
+    work = lab["edge2"]["checkpoint_dir"]
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    os.symlink("/etc", planted / "link")
+    try:
+        proc = run(rsync_argv(lab["edge1"], lab["edge2"], str(planted), "%s/%s" % (work, TAG)))
+        assert proc.returncode == 0, proc.stderr  # a symlink may arrive (container layers hold them)
+        assert os.path.islink(os.path.join(work, TAG, "link"))
+        proc = run(rsync_argv(lab["edge1"], lab["edge2"], payload, "%s/%s/link/cron.d" % (work, TAG)))
+        assert proc.returncode != 0 and "symlink" in proc.stderr, proc.stderr
+        assert not os.path.exists("/etc/cron.d/x")
+    finally:
+        shutil.rmtree(os.path.join(work, TAG), ignore_errors=True)
+
+
+def test_rsync_into_the_workdir_and_the_fixed_verbs_work(lab, payload):
+    work = lab["edge2"]["checkpoint_dir"]
+    dest, marker = "%s/%s/delta" % (work, TAG), "%s/%s/sent" % (work, TAG)
+    try:
+        proc = run(rsync_argv(lab["edge1"], lab["edge2"], payload, dest,
+                              "--rsync-path=edge-migrate-receive --mkdir %s --done %s" % (dest, marker)))
+        assert proc.returncode == 0, proc.stderr
+        assert open(os.path.join(dest, "x")).read().startswith("* * * * *")
+        assert os.path.exists(marker) and os.stat(os.path.dirname(dest)).st_mode & 0o077 == 0
+        proc = run(ssh_argv(lab["edge1"], lab["edge2"]) + ["edge-migrate-remove %s/%s" % (work, TAG)])
+        assert proc.returncode == 0, proc.stderr
+        assert not os.path.exists(os.path.join(work, TAG)) and os.path.isdir(work)
+    finally:
+        shutil.rmtree(os.path.join(work, TAG), ignore_errors=True)
+
+
+SIMPLE = "10.77.0.1:5000/simple:latest"
+COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done"
+
+
+def counter(api, name):
+    run_id = api.exec_create(name, ["cat", "/tmp/n"])["Id"]
+    return int(api.exec_start(run_id).decode().strip())
+
+
+@pytest.fixture
+def service(lab):
+    """A busybox counter started by hand on edge1 (as people start containers), counting."""
+    name = "hostile-%d" % os.getpid()
+    remove_everywhere(lab, name)
+    api = engine(lab["edge1"])
+    api.pull(SIMPLE)
+    api.start(api.create_container(SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER]))
+    time.sleep(3)
+    yield name
+    remove_everywhere(lab, name)
+    for host in lab.values():
+        for kept in glob.glob(os.path.join(host["checkpoint_dir"], "%s-*" % name)):
+            shutil.rmtree(kept, ignore_errors=True)
+
+
+def hostile_delta(lab, name, kind, canary):
+    """A before_freeze hook: edge1, as a hostile source, pushes its own delta into the migration's
+    delta directory on edge2 (through edge2's forced command, as a real delta travels) and
+    signals it complete, so edge2's waiting restore takes it up."""
+    return hook(
+        "import glob, hashlib, json, os, subprocess, tempfile\n"
+        "work = sorted(glob.glob(%(work)r + '/%(name)s-*/base'), key=os.path.getmtime)[-1][:-len('/base')]\n"
+        "src = tempfile.mkdtemp()\n"
+        "data = b'* * * * * root touch %(canary)s\\n'\n"
+        "entry = {'encoding': 'whole', 'size': len(data), 'sha256': hashlib.sha256(data).hexdigest()}\n"
+        "if %(kind)r == 'symlink':\n"
+        "    os.symlink(%(outside)r, os.path.join(src, 's'))\n"
+        "    name = 's/../../../../../../../..' + %(canary)r\n"
+        "else:\n"
+        "    name = '../../../../../../../..' + %(canary)r\n"
+        "open(os.path.join(src, 'core-1.img'), 'wb').write(data)\n"
+        "json.dump({'files': {name: entry, 'core-1.img': entry}}, open(os.path.join(src, 'MANIFEST.json'), 'w'))\n"
+        "rsync = %(rsync)r + ['--rsync-path=edge-migrate-receive --mkdir %%s/delta --done %%s/sent' %% (work, work),\n"
+        "                     src + '/', 'root@%(address)s:%%s/delta/' %% work]\n"
+        "subprocess.run(rsync, check=True)\n"
+        % {"work": lab["edge2"]["checkpoint_dir"], "name": name, "canary": canary, "kind": kind,
+           "outside": os.path.dirname(canary), "address": lab["edge2"]["address"],
+           "rsync": ["nsenter", "--net=/run/netns/%s" % lab["edge1"]["netns"], "rsync", "-a", "-e", rsh(lab["edge1"])]})
+
+
+@pytest.mark.parametrize("kind", ["traversal", "symlink"])
+def test_a_hostile_delta_is_refused_before_the_restore_and_the_service_rolls_back(lab, service, kind):
+    canary = "/tmp/%s-%s-canary" % (TAG, kind)
+    api = engine(lab["edge1"])
+    before = counter(api, service)
+    proc = playbook("migrate.yml", "-e", "service=%s" % service, "-e", "destination=edge2", "-e",
+                    json.dumps({"migration_hooks": {"before_freeze": hostile_delta(lab, service, kind, canary)}}),
+                    check=False)
+    assert proc.returncode != 0
+    report = latest_report(service)
+    assert report["outcome"] == "rolled_back", report
+    if kind == "symlink":
+        assert "which is not a regular file" in report["cause"], report["cause"]
+    else:
+        assert "only plain file names of the checkpoint are accepted" in report["cause"], report["cause"]
+    assert not os.path.exists(canary)
+    assert running_on(lab, service) == ["edge1"]
+    # restored from its final checkpoint, not started again: the counter goes on
+    time.sleep(1)
+    assert counter(api, service) > before
+    # nothing of this migration is left on either host (other tests' migrations may be under way)
+    assert [left for left in memory_images_left(lab) if service in left] == []
