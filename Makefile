@@ -68,9 +68,9 @@ collection: venv
 sanity: venv
 	$(VENV)/bin/python build/sanity.py
 
-# Migration benchmark (issue 5), in the lab: table on stdout, CSV, summary.md and plots under
+# Migration benchmark, in the lab: table on stdout, CSV, summary.md and plots under
 # reports/bench/<UTC id>/. `make bench` is the quick set (openface stand-in 256 MB, unshaped and
-# 100 Mbit/s, every strategy; 1024 MB at 100 Mbit/s, delta and rsync; 1 repeat), what issue 5's
+# 100 Mbit/s, every strategy; 1024 MB at 100 Mbit/s, delta and rsync; 1 repeat), what the benchmark's
 # acceptance checks need; `make bench-full` the whole matrix. More options:
 # BENCH_ARGS="--repeats 3 --services openface-1024 --links 100mbit --strategies delta,rsync".
 bench: lab
@@ -79,13 +79,13 @@ bench: lab
 bench-full: lab
 	$(VENV)/bin/python bench/bench.py --full $(BENCH_ARGS)
 
-# Fleet benchmark (issue 6): six services on edge1 migrated one after another, then edge1 evacuated
+# Fleet benchmark: six services on edge1 migrated one after another, then edge1 evacuated
 # with playbooks/fleet.yml; prints both times and their ratio, writes reports/bench/fleet-<UTC id>/.
 # FLEET_BENCH_ARGS="--per-source 6 --per-destination 3 --state-scale 1.0".
 bench-fleet: lab
 	$(VENV)/bin/python bench/fleet_bench.py $(FLEET_BENCH_ARGS)
 
-# Migration experiment (issue 6), in the lab: for every service x link x strategy x repeat, a fresh
+# Migration experiment, in the lab: for every service x link x strategy x repeat, a fresh
 # service, playbooks/estimate.yml, then migrate.yml; predictions against the reports in
 # reports/experiments/<UTC id>/ (results.csv, summary.md, plots). The small default (simple and
 # openface-32, delta and rsync, unshaped, once) is what CI runs. More:

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Migration benchmark (issue 5, part 1): every strategy on every service and link, in the lab.
+"""Migration benchmark: every strategy on every service and link, in the lab.
 
-    .venv/bin/python bench/bench.py                 # quick: the cells issue 5's acceptance needs (QUICK)
-    .venv/bin/python bench/bench.py --full          # services x links x strategies of issue 5
+    .venv/bin/python bench/bench.py                 # quick: the cells the summary's checks need (QUICK)
+    .venv/bin/python bench/bench.py --full          # every service x link x strategy
     .venv/bin/python bench/bench.py --services openface-1024 --links 100mbit --strategies delta,rsync
 
 Each run starts a fresh container of the service on edge1 (Docker SDK), waits until it
@@ -49,7 +49,7 @@ SERVICES = {
     # busybox counter: replies with its counter (a number ten times a second) and closes
     "simple": {"image": "simple:latest", "env": {}, "state_mb": 0, "protocol": "line"},
 }
-# name -> (tc rate or None, delay issue 5 asks for or None)
+# name -> (tc rate or None, delay or None)
 LINKS = {
     "unshaped": (None, None),
     "1gbit": ("1gbit", None),
@@ -167,7 +167,7 @@ def fill_floors(rows):
 
 def aggregate(rows, downtime="client_downtime_s"):
     """Per (service, link, strategy): medians over repeats. Per (service, link): the ratios of
-    issue 5, each computed within one repeat (same bench run) and then its median taken, on the
+    the summary, each computed within one repeat (same bench run) and then its median taken, on the
     `downtime` column (client-seen; the report's when the bench ran without its prober)."""
     cells = {}
     for row in rows:
@@ -746,7 +746,7 @@ def write_outputs(rows, out, args, meta):
           "- runs during which another ansible-playbook ran in the shared lab: %d of %d" % (
               sum(1 for r in rows if r.get("concurrent_playbooks")), len(rows)),
           "", "## Results", ""] + lines + ["", "## Ratios (within one run)", ""] + ratio_lines(ratios) + [
-          "", "## Acceptance checks (issue 5)", "", "| check | value | verdict |", "|---|---|---|"] + [
+          "", "## Acceptance checks", "", "| check | value | verdict |", "|---|---|---|"] + [
           "| %s | %s | %s |" % c for c in checks] + [
           "| README shows the table and the downtime plot | - | not part of the benchmark |", "",
           "![downtime per strategy and link](downtime.png)", "", "![phases per strategy](phases.png)", ""]
@@ -770,7 +770,7 @@ def write_outputs(rows, out, args, meta):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--full", action="store_true", help="the full matrix of issue 5")
+    p.add_argument("--full", action="store_true", help="the full matrix")
     p.add_argument("--services", help="comma-separated: " + ", ".join(SERVICES))
     p.add_argument("--links", help="comma-separated: " + ", ".join(LINKS) + " (100mbit, 20mbit also accepted)")
     p.add_argument("--strategies", help="comma-separated: " + ", ".join(STRATEGIES))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fleet benchmark (issue 6): evacuating an edge with fleet.yml against the same migrations one
+"""Fleet benchmark: evacuating an edge with fleet.yml against the same migrations one
 after another, measured in the same run, in the lab.
 
     .venv/bin/python bench/fleet_bench.py [--per-source 6] [--per-destination 3] [--state-scale 1.0]

@@ -147,19 +147,21 @@ def map_tree(collection):
 
 
 def write_sanity_ignores(collection):
-    """tests/sanity/ignore-*.txt, plus for every module the GPL header check, which does not apply to
-    this Apache-2.0 collection (ansible-test's validate-modules asks every module for a GPLv3 header)."""
+    """tests/sanity/ignore-*.txt, plus for every module and callback the GPL header check, which does not
+    apply to this Apache-2.0 collection (ansible-test's validate-modules asks them for a GPLv3 header)."""
     source = os.path.join(ROOT, "tests", "sanity")
     names = [f for f in os.listdir(source) if re.match(r"^ignore-[0-9.]+\.txt$", f)] if os.path.isdir(source) else []
     target = os.path.join(collection, "tests", "sanity")
     os.makedirs(target, exist_ok=True)
-    modules = sorted(os.listdir(os.path.join(collection, "plugins", "modules")))
+    plugins = os.path.join(collection, "plugins")
+    modules = sorted(os.path.join(kind, name) for kind in ("modules", "callback")
+                     if os.path.isdir(os.path.join(plugins, kind)) for name in os.listdir(os.path.join(plugins, kind)))
     for name in names or ["ignore-2.19.txt"]:
         lines = []
         if os.path.exists(os.path.join(source, name)):
             with open(os.path.join(source, name)) as f:
                 lines = f.read().splitlines()
-        lines += ["plugins/modules/%s validate-modules:missing-gplv3-license  # Apache-2.0 (galaxy.yml)" % m
+        lines += ["plugins/%s validate-modules:missing-gplv3-license  # Apache-2.0 (galaxy.yml)" % m
                   for m in modules if m.endswith(".py")]
         with open(os.path.join(target, name), "w") as f:
             f.write("\n".join(lines) + "\n")

@@ -1,1 +1,1 @@
-"""Migration experiments: estimate, migrate, compare (issue 6)."""
+"""Migration experiments: estimate, migrate, compare."""

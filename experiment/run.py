@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Migration experiment (issue 6): services x strategies x links x repeats, in the lab, each
+"""Migration experiment: services x strategies x links x repeats, in the lab, each
 run an estimate (playbooks/estimate.yml) and then a real migration (migrate.yml), the
 predictions compared with the migration's report.
 

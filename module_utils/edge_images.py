@@ -66,7 +66,7 @@ def make_private_dir(path):
 
 def xdelta_window(size):
     """xdelta3's source window (-B) must cover the whole base file or matches beyond the
-    default 64 MiB window are lost (LAB-NOTES); it accepts 16 KiB .. 2 GiB."""
+    default 64 MiB window are lost; it accepts 16 KiB .. 2 GiB."""
     return min(max(size, 1 << 20), 1 << 31)
 
 

@@ -221,7 +221,7 @@ services:
     restart: unless-stopped
     labels:
       team: mobility
-""" % (SIMPLE, COUNTER)
+""" % (SIMPLE, COUNTER.replace("$", "$$"))  # compose interpolates $VAR
 
 
 def test_a_docker_compose_service_keeps_its_labels_and_its_project_network(lab, tmp_path):
@@ -258,7 +258,7 @@ WATCHER = r"""
 import ctypes, os, time
 libc = ctypes.CDLL(None, use_errno=True)
 fd = libc.inotify_init()
-open("/tmp/watched", "w").close()
+kept = open("/tmp/watched", "w")  # the inode outlives its name: the watch stays
 assert libc.inotify_add_watch(fd, b"/tmp/watched", 0x2) >= 0  # IN_MODIFY
 os.unlink("/tmp/watched")
 i = 0
@@ -271,6 +271,8 @@ while True:
 
 
 def test_an_inotify_watch_on_a_deleted_file_is_refused_before_the_freeze(lab):
+    # CRIU cannot dump a watch whose file has no name any more ("fsnotify: Can't dump that
+    # handle"): the warm-up checkpoint fails, nothing is frozen, CRIU's reason is reported.
     name = "watcher"
     remove_everywhere(lab, name)
     source = engine(lab["edge1"])
@@ -287,5 +289,64 @@ def test_an_inotify_watch_on_a_deleted_file_is_refused_before_the_freeze(lab):
         before = read_file(source, name, "/tmp/n")
         time.sleep(0.5)
         assert read_file(source, name, "/tmp/n") > before
+    finally:
+        remove_everywhere(lab, name)
+
+@pytest.mark.parametrize("network", ["host", "none"])
+def test_host_and_no_network_are_kept(lab, network):
+    name = "net" + network
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(SIMPLE)
+    source.start(source.create_container(SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER],
+                                         host_config=source.create_host_config(network_mode=network)))
+    try:
+        time.sleep(1.5)
+        before = read_file(source, name, "/tmp/n")
+        extra = ("-e", json.dumps({"migration_allow_host_namespaces": ["network"]})) if network == "host" else ()
+        migrate(name, "edge2", *extra)
+        assert running_on(lab, name) == ["edge2"]
+        destination = engine(lab["edge2"])
+        assert destination.inspect_container(name)["HostConfig"]["NetworkMode"] == network
+        assert read_file(destination, name, "/tmp/n") > before
+    finally:
+        remove_everywhere(lab, name)
+
+
+@pytest.mark.parametrize("case,host_config,message", [
+    ("--pid host", {"pid_mode": "host"}, "migration_allow_host_namespaces"),
+    ("--device", {"devices": ["/dev/null:/dev/edge-null:rwm"]}, "migration_allow_devices"),
+])
+def test_settings_that_would_reach_into_the_destination_are_refused_before_the_freeze(lab, case, host_config,
+                                                                                      message):
+    name = "refused"
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(SIMPLE)
+    source.start(source.create_container(SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER],
+                                         host_config=source.create_host_config(**host_config)))
+    try:
+        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        assert proc.returncode != 0, case
+        assert message in proc.stdout and "Nothing was frozen" in proc.stdout, proc.stdout[-2000:]
+        assert running_on(lab, name) == ["edge1"] and source.inspect_container(name)["RestartCount"] == 0
+    finally:
+        remove_everywhere(lab, name)
+
+
+def test_cpuset_and_group_add_are_kept(lab):
+    name = "cpuset"
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(SIMPLE)
+    source.start(source.create_container(SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER],
+                                         host_config=source.create_host_config(cpuset_cpus="0", group_add=["1234"])))
+    try:
+        time.sleep(1.5)
+        before = read_file(source, name, "/tmp/n")
+        migrate(name)
+        moved = engine(lab["edge2"]).inspect_container(name)["HostConfig"]
+        assert moved["CpusetCpus"] == "0" and moved["GroupAdd"] == ["1234"]
+        assert read_file(engine(lab["edge2"]), name, "/tmp/n") > before
     finally:
         remove_everywhere(lab, name)

@@ -67,7 +67,8 @@ def test_module_utils_imports_and_doc_fragments_use_the_collection(installed):
         assert not re.search(r"ansible\.module_utils\.edge_|from ansible\.module_utils import edge_", text), path
         block = re.search(r"^extends_documentation_fragment:\n((?:\s+- .*\n)+)", text, re.M)
         if block:
-            assert all(f.startswith("edge.migrate.") for f in re.findall(r"- (\S+)", block.group(1))), path
+            fragments = re.findall(r"- (\S+)", block.group(1))
+            assert all(f.startswith(("edge.migrate.", "ansible.builtin.")) for f in fragments), path
 
 
 def test_playbooks_load_by_their_collection_names(installed):
