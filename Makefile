@@ -51,10 +51,11 @@ test: lab
 # went on. FOLLOW_ARGS="--aps ap1,ap2 --user bob".
 follow: lab
 	pgrep -x mosquitto >/dev/null || mosquitto -d -p 1883
-	mkdir -p reports && ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg edge_migrate_project=$(CURDIR) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
-	  $(VENV)/bin/ansible-rulebook -r rulebooks/follow_user.yml -i inventory/lab -S rulebooks/sources \
+	mkdir -p reports
+	ANSIBLE_CONFIG=$(CURDIR)/ansible.cfg edge_migrate_project=$(CURDIR) PATH=$(CURDIR)/$(VENV)/bin:$$PATH \
+	  setsid $(VENV)/bin/ansible-rulebook -r rulebooks/follow_user.yml -i inventory/lab -S rulebooks/sources \
 	  --vars rulebooks/follow_user.vars.yml -E edge_migrate_project > reports/follow-rulebook.log 2>&1 & \
-	  rulebook=$$!; trap 'kill $$rulebook; pkill -f "rulebooks/follow_user.yml"' EXIT; \
+	  rulebook=$$!; trap 'kill -- -$$rulebook' EXIT; \
 	  for i in $$(seq 120); do (exec 3<>/dev/tcp/127.0.0.1/5080) 2>/dev/null && break; sleep 1; done; \
 	  lab/mobile-user walk $(FOLLOW_ARGS)
 
