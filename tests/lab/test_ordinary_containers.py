@@ -30,6 +30,17 @@ def migrate(name, destination="edge2", *extra):
     return playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % destination, *extra)
 
 
+def start_counter(lab, name, user=None, **host_config):
+    """A busybox counter started by hand on edge1 as `docker run [options] sh -c COUNTER`
+    would (no earlier container of that name anywhere); the source engine."""
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(SIMPLE)
+    source.start(source.create_container(SIMPLE, name=name, user=user, entrypoint=["sh", "-c"], command=[COUNTER],
+                                         host_config=source.create_host_config(**host_config)))
+    return source
+
+
 def test_everyday_run_options_are_kept_and_the_counter_goes_on(lab):
     """`docker run --init --restart unless-stopped --hostname ... -w ... -u 0 --memory ...`: every
     row of the README's option table marked 'kept' is checked here on the destination."""
@@ -176,10 +187,7 @@ def test_a_process_of_another_uid_is_refused_in_preflight_without_cap_sys_resour
     if has_cap_sys_resource():
         pytest.skip("root here has CAP_SYS_RESOURCE: CRIU can dump processes of other uids")
     name = "otheruid"
-    remove_everywhere(lab, name)
-    source = engine(lab["edge1"])
-    source.pull(SIMPLE)
-    source.start(source.create_container(SIMPLE, name=name, user="1000", entrypoint=["sh", "-c"], command=[COUNTER]))
+    source = start_counter(lab, name, user="1000")
     try:
         proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
         assert proc.returncode != 0
@@ -192,12 +200,7 @@ def test_a_process_of_another_uid_is_refused_in_preflight_without_cap_sys_resour
 
 def test_read_only_root_with_tmpfs_and_private_ipc_are_kept(lab):
     name = "readonly"
-    remove_everywhere(lab, name)
-    source = engine(lab["edge1"])
-    source.pull(SIMPLE)
-    source.start(source.create_container(
-        SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER],
-        host_config=source.create_host_config(read_only=True, tmpfs={"/tmp": "size=4m"}, ipc_mode="private")))
+    source = start_counter(lab, name, read_only=True, tmpfs={"/tmp": "size=4m"}, ipc_mode="private")
     try:
         time.sleep(1.5)
         before = read_file(source, name, "/tmp/n")
@@ -295,11 +298,7 @@ def test_an_inotify_watch_on_a_deleted_file_is_refused_before_the_freeze(lab):
 @pytest.mark.parametrize("network", ["host", "none"])
 def test_host_and_no_network_are_kept(lab, network):
     name = "net" + network
-    remove_everywhere(lab, name)
-    source = engine(lab["edge1"])
-    source.pull(SIMPLE)
-    source.start(source.create_container(SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER],
-                                         host_config=source.create_host_config(network_mode=network)))
+    source = start_counter(lab, name, network_mode=network)
     try:
         time.sleep(1.5)
         before = read_file(source, name, "/tmp/n")
@@ -320,11 +319,7 @@ def test_host_and_no_network_are_kept(lab, network):
 def test_settings_that_would_reach_into_the_destination_are_refused_before_the_freeze(lab, case, host_config,
                                                                                       message):
     name = "refused"
-    remove_everywhere(lab, name)
-    source = engine(lab["edge1"])
-    source.pull(SIMPLE)
-    source.start(source.create_container(SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER],
-                                         host_config=source.create_host_config(**host_config)))
+    source = start_counter(lab, name, **host_config)
     try:
         proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
         assert proc.returncode != 0, case
@@ -336,11 +331,7 @@ def test_settings_that_would_reach_into_the_destination_are_refused_before_the_f
 
 def test_cpuset_and_group_add_are_kept(lab):
     name = "cpuset"
-    remove_everywhere(lab, name)
-    source = engine(lab["edge1"])
-    source.pull(SIMPLE)
-    source.start(source.create_container(SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER],
-                                         host_config=source.create_host_config(cpuset_cpus="0", group_add=["1234"])))
+    source = start_counter(lab, name, cpuset_cpus="0", group_add=["1234"])
     try:
         time.sleep(1.5)
         before = read_file(source, name, "/tmp/n")
