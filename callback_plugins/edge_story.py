@@ -11,6 +11,7 @@ description:
     print C(waiting [host] task (check N, up to M)) instead of C(FAILED - RETRYING).
 extends_documentation_fragment:
   - ansible.builtin.default_callback
+  - ansible.builtin.result_format_callback
 requirements:
   - set as stdout callback in ansible.cfg
 """

@@ -5,6 +5,7 @@ These tests fail (they do not skip) when the lab is not up."""
 import glob
 import json
 import os
+import re
 
 import pytest
 from labtools import REPORTS, engine, playbook, remove_everywhere, request, running_on
@@ -77,7 +78,7 @@ def test_auto_strategy_migrates_with_the_chosen_strategy(lab, service):
     proc = playbook("migrate.yml", "-e", "service=%s" % service, "-e", "destination=edge2", "-e", "strategy=auto",
                     "-e", "estimate_interval=2", "-e", "estimate_probe_mb=8")
     assert "smallest downtime among delta, rsync, seed-delta: " in proc.stdout
-    chosen = proc.stdout.split("smallest downtime among delta, rsync, seed-delta: ")[1].split("'")[0].strip()
+    chosen = re.search(r"smallest downtime among delta, rsync, seed-delta: ([a-z-]+)", proc.stdout).group(1)
     assert chosen in ("delta", "rsync", "seed-delta")
     assert "strategy %s" % chosen in proc.stdout and "MIGRATED" in proc.stdout
     assert running_on(lab, service) == ["edge2"]
