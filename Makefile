@@ -1,10 +1,13 @@
 # Edge lab and migration: `make demo` runs one migration in the lab, `make test` runs every
 # test. Both set up what they need (system packages, virtualenv, lab) and are idempotent.
-# Run as root on a Debian 12 machine. LAB_HOSTS=N (1..4) sets the number of edge hosts.
+# Run as root on a Debian 12 machine. LAB_HOSTS=N (1..4) sets the number of edge hosts,
+# LAB_RELEASES the Debian releases of the system edges (sys1, sys2, ...: each its own Debian
+# system with that release's Docker; "" for none).
 SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.requirements.stamp
+LAB_RELEASES ?= trixie,sid
 
 .NOTPARALLEL:
 .PHONY: system venv lab lab-down demo test lint clean bench bench-full bench-fleet collection sanity follow
@@ -23,7 +26,7 @@ $(VENV_STAMP): requirements.txt tests/sanity/requirements.txt
 venv: $(VENV_STAMP)
 
 lab: system venv
-	lab/lab up $(if $(LAB_HOSTS),--hosts $(LAB_HOSTS))
+	lab/lab up $(if $(LAB_HOSTS),--hosts $(LAB_HOSTS)) --releases "$(LAB_RELEASES)"
 
 lab-down:
 	lab/lab down

@@ -30,10 +30,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from bench.bench import ask_once  # noqa: E402
+from bench.labclient import LabNotUp, lab_hosts, lab_status  # noqa: E402
+from bench.prober import ask_once  # noqa: E402
 
 PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
-LAB = REPO / "lab" / "lab"
 PREFIX = "fleet-bench-"
 SERVICE_PORT = 9999
 # name -> image, environment, published host port (None: a busybox counter, asked with docker exec)
@@ -48,12 +48,13 @@ SERVICES = {
 PLAN_LINE = re.compile(r"^\s*-?\s*'?(?P<service>[\w.-]+): (?P<source>[\w.-]+) -> (?P<destination>[\w.-]+), ")
 
 
-def lab_status():
-    status = subprocess.run([str(LAB), "status", "--json"], capture_output=True, text=True, check=False)
-    if status.returncode != 0:
-        raise SystemExit("the lab is not up (make lab): %s" % status.stderr.strip())
-    data = json.loads(status.stdout)
-    return {host["name"]: host for host in data["hosts"]}, data["registry"]["address"]
+def hosts_and_registry():
+    """The lab's hosts by name and its registry's address; exits when the lab is not up."""
+    try:
+        status = lab_status(require_up=True)
+    except LabNotUp as exc:
+        raise SystemExit(str(exc)) from None
+    return lab_hosts(status), status["registry"]["address"]
 
 
 class Fleet:
@@ -239,7 +240,7 @@ def main(argv=None):
     parser.add_argument("--per-destination", type=int, default=3)
     parser.add_argument("--state-scale", type=float, default=1.0, help="multiplies the stand-ins' STATE_MB")
     args = parser.parse_args(argv)
-    hosts, registry = lab_status()
+    hosts, registry = hosts_and_registry()
     run_id = "fleet-" + datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out = REPO / "reports" / "bench" / run_id
     (out / "logs").mkdir(parents=True, exist_ok=True)

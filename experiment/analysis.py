@@ -183,7 +183,7 @@ def plot(rows, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bench.bench import stacked_phases
+    from bench.plots import stacked_phases
 
     ok = [r for r in rows if r.get("outcome") == "migrated"]
     strategies = list(dict.fromkeys(r["strategy"] for r in rows))

@@ -26,13 +26,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench.bench import Lab, Watch, ask_once, other_playbooks, parse_count, tc_rate_bits
+from bench.labclient import Lab, Watch, other_playbooks, tc_rate_bits
+from bench.prober import ask_once, parse_count
 from experiment import analysis
 
 REPO = Path(__file__).resolve().parent.parent
 PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 SOURCE, DESTINATION = "edge1", "edge2"
-SERVICE_PORT = 9999
 HOST_PORT = 19990  # out of the catalog's (9998, 9999) and the bench's (19999) way
 
 # name -> image, environment and the protocol its state is checked with
@@ -77,21 +77,7 @@ class Runner:
     def __init__(self, args, out):
         self.args = args
         self.out = out
-        self.lab = Lab()
-
-    def start(self, name, service):
-        import docker
-        api = self.lab.api(SOURCE)
-        image = "%s/%s" % (self.lab.registry, service["image"])
-        try:
-            api.inspect_image(image)
-        except docker.errors.ImageNotFound:
-            repository, tag = image.rsplit(":", 1)
-            api.pull(repository, tag=tag)
-        host_config = api.create_host_config(port_bindings={SERVICE_PORT: self.args.port})
-        container = api.create_container(image, name=name, environment=service["env"], ports=[SERVICE_PORT],
-                                         host_config=host_config, labels={"edge-migrate.experiment": "1"})
-        api.start(container["Id"])
+        self.lab = Lab(needed=(SOURCE, DESTINATION))
 
     def ask(self, host, service, command=b"GET\n", timeout=120):
         """The service's answer on host: its sha256 for SUM (stand-ins), else its counter."""
@@ -124,7 +110,7 @@ class Runner:
         watch = Watch()
         try:
             self.lab.remove_everywhere(name)
-            self.start(name, service)
+            self.lab.start_service(SOURCE, name, service, self.args.port, {"edge-migrate.experiment": "1"})
             before = self.state(SOURCE, service)
             time.sleep(self.args.settle)
             if rate:

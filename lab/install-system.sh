@@ -4,10 +4,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
-packages=(docker.io containerd runc criu xdelta3 rsync openssh-server openssh-client
+# No `criu`: Debian 12's does not work on current kernels; install-criu.sh (below) puts one that
+# does in /usr/local/sbin, and a broken one in /usr/sbin would be found first by some PATHs.
+packages=(docker.io containerd runc xdelta3 rsync openssh-server openssh-client
           iproute2 iptables bridge-utils debootstrap busybox-static docker-registry
           patchelf zstd python3-venv make curl ca-certificates procps util-linux kmod
-          docker-compose mosquitto openjdk-17-jre-headless)
+          docker-compose mosquitto openjdk-17-jre-headless apt-cacher-ng)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -14,6 +14,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 VENV_BIN = os.path.join(ROOT, ".venv", "bin")
 REPORTS = os.path.join(ROOT, "reports")
 
+sys.path.insert(0, ROOT)  # the bench package: the lab client and the prober
+from bench import labclient  # noqa: E402
+from bench.labclient import lab_status  # noqa: E402, F401 - the lab tests import it from here
+from bench.prober import read_reply  # noqa: E402
+
 
 def run(cmd, check=True, timeout=120, **kw):
     """Run a command; with check, fail the test with its output when it fails."""
@@ -25,10 +30,11 @@ def run(cmd, check=True, timeout=120, **kw):
 
 
 def lab_hosts():
-    """The lab's hosts by name, from `lab/lab status --json`; fails when the lab is not up."""
-    status = subprocess.run([os.path.join(ROOT, "lab", "lab"), "status", "--json"], capture_output=True, text=True)
-    assert status.returncode == 0, "the lab is not up (make lab): %s %s" % (status.stdout, status.stderr)
-    hosts = {host["name"]: host for host in json.loads(status.stdout)["hosts"]}
+    """The lab's hosts by name; fails when the lab is not up."""
+    try:
+        hosts = labclient.lab_hosts()
+    except labclient.LabNotUp as exc:
+        raise AssertionError(str(exc)) from None
     assert len(hosts) >= 2
     return hosts
 
@@ -71,12 +77,7 @@ def request(host, port, line, attempts=50):
         try:
             with socket.create_connection((host["address"], port), timeout=5) as conn:
                 conn.sendall(line.encode() + b"\n")
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    data += chunk
+                data = read_reply(conn)
                 if data:
                     return json.loads(data)
         except OSError:

@@ -13,7 +13,16 @@ import subprocess
 import time
 
 import pytest
-from labtools import ROOT, engine, hook, latest_report, memory_images_left, playbook, remove_everywhere, running_on
+from labtools import (
+    engine,
+    hook,
+    lab_status,
+    latest_report,
+    memory_images_left,
+    playbook,
+    remove_everywhere,
+    running_on,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -76,8 +85,7 @@ def test_the_edge_key_is_accepted_from_its_own_address_only(lab):
 
 
 def test_the_controller_key_is_unaffected(lab):
-    status = json.loads(subprocess.run([os.path.join(ROOT, "lab", "lab"), "status", "--json"], capture_output=True,
-                                       text=True, check=True).stdout)
+    status = lab_status(require_up=True)
     proc = run(["ssh", "-i", status["controller_key"], "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
                 "-o", "UserKnownHostsFile=%s" % status["known_hosts"], "-o", "StrictHostKeyChecking=yes",
                 "root@%s" % lab["edge2"]["address"], "id -u"])

@@ -1,13 +1,12 @@
 """The edge lab itself: real network namespaces, dockerd, CRIU, sshd and registry.
 These tests fail (they do not skip) when the lab is down: run them with `make test`."""
 
-import json
 import os
 import re
 import time
 
 import pytest
-from labtools import run
+from labtools import lab_status, run
 
 pytestmark = pytest.mark.lab
 
@@ -33,9 +32,7 @@ def ssh_opts(src, status):
 
 @pytest.fixture(scope="module")
 def status():
-    proc = lab("status", "--json", check=False)
-    assert proc.returncode == 0, "the lab is not up (run `make lab`):\n%s\n%s" % (proc.stdout, proc.stderr)
-    st = json.loads(proc.stdout)
+    st = lab_status(require_up=True)
     assert len(st["hosts"]) >= 2, "the lab needs at least 2 hosts"
     return st
 
@@ -167,7 +164,7 @@ def test_link_shaping_100mbit(status, hosts):
             f.write(os.urandom(1000 * 1000))
     try:
         lab("link", src["name"], "--rate", "100mbit")
-        st = json.loads(lab("status", "--json").stdout)
+        st = lab_status(require_up=True)
         link = next(h for h in st["hosts"] if h["name"] == src["name"])["link"]
         assert "100Mbit" in link["egress"] and "100Mbit" in link["ingress"], link
         shaped = timed_rsync(src, dst, status, path)
@@ -180,13 +177,13 @@ def test_link_shaping_100mbit(status, hosts):
     finally:
         lab("link", src["name"], "--clear", check=False)
         os.unlink(path)
-    st = json.loads(lab("status", "--json").stdout)
+    st = lab_status(require_up=True)
     link = next(h for h in st["hosts"] if h["name"] == src["name"])["link"]
     assert link == {"egress": "", "ingress": ""}
 
 
 def daemon_pids():
-    st = json.loads(lab("status", "--json").stdout)
+    st = lab_status(require_up=True)
     return {h["name"]: (h["dockerd_pid"], h["sshd_pid"]) for h in st["hosts"]}, st["registry"]["pid"]
 
 

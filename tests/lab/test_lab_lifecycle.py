@@ -2,7 +2,6 @@
 nothing behind. These run after every other test (tests/conftest.py) and leave the lab up."""
 
 import functools
-import json
 import os
 import re
 import signal
@@ -69,8 +68,7 @@ def leave_the_lab_up():
 
 
 def test_up_recovers_after_every_daemon_is_killed():
-    st = json.loads(lab("status", "--json").stdout)
-    assert st["up"]
+    st = labtools.lab_status(require_up=True)
     edge1 = st["hosts"][0]
     name = "labtest-survivor-%d" % os.getpid()
     run([LAB, "exec", "edge1", "--", "docker", "run", "-d", "--name", name, "-p", "9999:9999",
@@ -97,8 +95,7 @@ def test_up_recovers_after_every_daemon_is_killed():
     assert "edge lab is up" in proc.stdout
     ping = ping_edges()
     assert ping.returncode == 0, ping.stdout + ping.stderr
-    st = json.loads(lab("status", "--json").stdout)
-    assert st["up"]
+    assert labtools.lab_status()["up"]
     # the killed daemon's container is kept, stopped (it has no restart policy)
     state = run([LAB, "exec", "edge1", "--", "docker", "inspect", "-f", "{{.State.Status}}", name]).stdout
     assert state.strip() == "exited"
@@ -134,5 +131,5 @@ def test_down_leaves_nothing_behind():
 
     proc = lab("up")
     assert "edge lab is up" in proc.stdout
-    assert json.loads(lab("status", "--json").stdout)["up"]
+    assert labtools.lab_status()["up"]
     assert ping_edges().returncode == 0

@@ -8,7 +8,7 @@ import re
 import shlex
 
 import pytest
-from labtools import ROOT, engine, playbook, run
+from labtools import ROOT, engine, lab_status, playbook, run
 
 pytestmark = pytest.mark.lab
 
@@ -28,6 +28,17 @@ def on(host, *cmd, check=True):
 
 # `lab up` runs the playbook on the edges it brings up and keeps its output here.
 LAB_RUN_LOG = "/var/log/edgelab/prepare_edges.log"
+SYSTEMS_INVENTORY = os.path.join(ROOT, "inventory", "lab-systems", "hosts.yml")
+
+
+def every_edge(lab):
+    """The edges the playbook prepares: the lab's hosts and its system edges (lab/labsystems.py),
+    all in one `edges` group, as `lab up` runs it (SSH trust is set up among all of them)."""
+    return set(lab) | {s["name"] for s in lab_status().get("systems") or []}
+
+
+def inventories():
+    return ["-i", "inventory/lab"] + (["-i", SYSTEMS_INVENTORY] if os.path.exists(SYSTEMS_INVENTORY) else [])
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +48,27 @@ def runs(lab):
             first = recap(handle.read())
     except OSError:
         first = {}
-    if set(first) != set(lab):  # the lab's run is not there (or of other edges): the test's own
-        first = recap(playbook("playbooks/prepare_edges.yml").stdout)
-    second = playbook("playbooks/prepare_edges.yml")
+    if set(first) != every_edge(lab):  # the lab's run is not there (or of other edges): the test's own
+        first = recap(playbook(*inventories(), "playbooks/prepare_edges.yml").stdout)
+    second = playbook(*inventories(), "playbooks/prepare_edges.yml")
     return first, recap(second.stdout), second.stdout
 
 
 def test_second_run_changes_nothing(lab, runs):
     first, second, _ = runs
-    assert set(first) == set(second) == set(lab), (first, second)
+    assert set(first) == set(second) == every_edge(lab), (first, second)
     for host, counts in second.items():
         assert counts["failed"] == 0 and counts["unreachable"] == 0, (host, counts)
         assert counts["changed"] == 0, "second run changed %d things on %s" % (counts["changed"], host)
+
+
+def test_every_edge_pushed_to_every_other_in_the_run(lab, runs):
+    """The playbook's own check, on every ordered pair of edges (system edges included): rsync
+    over SSH with the pinned host keys, and the key can do nothing else there."""
+    edges = every_edge(lab)
+    for name in edges:
+        for other in edges - {name}:
+            assert re.search(r"ok: \[%s\] => \(item=%s\)" % (name, other), runs[2]), (name, other)
 
 
 def test_edges_run_experimental_docker_with_the_runtime(lab, runs):

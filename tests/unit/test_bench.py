@@ -7,50 +7,50 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench import bench  # noqa: E402
+from bench import bench, labclient, matrix, prober, report  # noqa: E402
 
 
 def test_longest_gap_between_answers():
     times = [0.0, 0.01, 0.02, 1.52, 1.53, 1.54]
-    gap, start, end = bench.longest_gap(times)
+    gap, start, end = prober.longest_gap(times)
     assert gap == pytest.approx(1.5)
     assert (start, end) == (0.02, 1.52)
 
 
 def test_longest_gap_counts_from_window_start_and_to_window_end():
     # answers before the window are ignored; the time before the first answer in it counts
-    assert bench.longest_gap([0.0, 5.0, 5.1, 5.2], start=2.0, end=5.3)[0] == pytest.approx(3.0)
+    assert prober.longest_gap([0.0, 5.0, 5.1, 5.2], start=2.0, end=5.3)[0] == pytest.approx(3.0)
     # a service that never answered again: the gap runs to the end of the window
-    gap, start, end = bench.longest_gap([1.0, 1.01, 1.02], start=1.0, end=9.0)
+    gap, start, end = prober.longest_gap([1.0, 1.01, 1.02], start=1.0, end=9.0)
     assert gap == pytest.approx(7.98)
     assert end == 9.0
 
 
 def test_longest_gap_unsorted_input_and_no_answers():
-    assert bench.longest_gap([3.0, 1.0, 2.0, 2.5])[0] == pytest.approx(1.0)
-    assert bench.longest_gap([]) is None
-    assert bench.longest_gap([1.0, 2.0], start=3.0) is None
+    assert prober.longest_gap([3.0, 1.0, 2.0, 2.5])[0] == pytest.approx(1.0)
+    assert prober.longest_gap([]) is None
+    assert prober.longest_gap([1.0, 2.0], start=3.0) is None
 
 
 def test_counter_check():
-    assert bench.counter_check([(0.1, 1), (0.2, 2), (3.0, 3)]) == "continued"
-    assert bench.counter_check([(0.1, 7), (0.2, 7), (0.3, 8)]) == "continued"  # simple repeats a value
-    assert bench.counter_check([(0.1, 40), (0.2, 41), (5.0, 1), (5.1, 2)]) == "reset"
-    assert bench.counter_check([(5.0, 1), (0.1, 40)]) == "reset"  # ordered by time, not by arrival
-    assert bench.counter_check([]) is None
+    assert prober.counter_check([(0.1, 1), (0.2, 2), (3.0, 3)]) == "continued"
+    assert prober.counter_check([(0.1, 7), (0.2, 7), (0.3, 8)]) == "continued"  # simple repeats a value
+    assert prober.counter_check([(0.1, 40), (0.2, 41), (5.0, 1), (5.1, 2)]) == "reset"
+    assert prober.counter_check([(5.0, 1), (0.1, 40)]) == "reset"  # ordered by time, not by arrival
+    assert prober.counter_check([]) is None
 
 
 def test_parse_count():
-    assert bench.parse_count('{"count": 12}\n') == 12
-    assert bench.parse_count("34\n") == 34
+    assert prober.parse_count('{"count": 12}\n') == 12
+    assert prober.parse_count("34\n") == 34
     with pytest.raises(ValueError):
-        bench.parse_count("")
+        prober.parse_count("")
 
 
 def test_floor():
     # 0.25 s frozen + 0.5 s restore + 1.25 MB at 100 Mbit/s (0.1 s)
-    assert bench.floor_s(0.25, 0.5, 1_250_000, 100e6) == pytest.approx(0.85)
-    assert bench.floor_s(0.25, None, 1_250_000, 100e6) is None
+    assert report.floor_s(0.25, 0.5, 1_250_000, 100e6) == pytest.approx(0.85)
+    assert report.floor_s(0.25, None, 1_250_000, 100e6) is None
 
 
 def row(strategy, repeat, client, total, floor=None, freeze=1000, size=100_000, link="100mbit+20ms",
@@ -64,7 +64,7 @@ def row(strategy, repeat, client, total, floor=None, freeze=1000, size=100_000, 
 def test_seed_delta_takes_the_floor_of_the_delta_run_of_its_cell():
     rows = [row("delta", 1, 2.0, 20, floor=1.0), row("seed-delta", 1, 12.0, 30),
             row("delta", 2, 2.0, 20, floor=1.5), row("seed-delta", 2, 12.0, 30), row("cold", 1, 3.0, 10)]
-    bench.fill_floors(rows)
+    report.fill_floors(rows)
     assert [r["floor_s"] for r in rows] == [1.0, 1.0, 1.5, 1.5, None]
     assert rows[1]["floor_from"] == "delta run"
 
@@ -76,7 +76,7 @@ def test_aggregate_medians_and_ratios_within_one_run():
         row("delta", 3, 9.0, 21.0, floor=1.0), row("seed-delta", 3, 18.0, 31.0), row("rsync", 3, 4.5, 30.0),
         row("delta", 4, 1.0, 1.0, floor=1.0, outcome="rolled_back"),  # not migrated: left out
     ]
-    table, ratios = bench.aggregate(rows)
+    table, ratios = report.aggregate(rows)
     by_strategy = {t["strategy"]: t for t in table}
     assert [t["strategy"] for t in table] == ["rsync", "delta", "seed-delta"]
     assert by_strategy["delta"]["client_downtime_s"] == 3.0
@@ -95,21 +95,21 @@ def test_acceptance_verdicts():
     ratios = {("openface-256", "100mbit+20ms"): {"delta_over_floor": 1.8, "seed_over_delta": 2.5,
                                                   "delta_total_over_rsync_total": None,
                                                   "delta_freeze_over_checkpoint": 0.01}}
-    verdicts = [v for _name, _value, v in bench.acceptance(ratios, "not emulated")]
+    verdicts = [v for _name, _value, v in report.acceptance(ratios, "not emulated")]
     assert verdicts == ["PASS", "FAIL", "NOT RUN", "NOT RUN"]
 
 
 def test_link_names_and_rates():
     args = bench.parse_args(["--links", "100mbit,unshaped", "--strategies", "delta"])
     assert args.links == ["100mbit+20ms", "unshaped"]
-    assert bench.tc_rate_bits("20mbit") == 20e6
+    assert labclient.tc_rate_bits("20mbit") == 20e6
     with pytest.raises(SystemExit):
         bench.parse_args(["--services", "nope"])
 
 
 def test_default_cells_cover_every_acceptance_check():
     cells = bench.parse_args([]).cells
-    assert ("openface-256", "100mbit+20ms", list(bench.STRATEGIES)) in cells
+    assert ("openface-256", "100mbit+20ms", list(matrix.STRATEGIES)) in cells
     assert ("openface-1024", "100mbit+20ms", ["rsync", "delta"]) in cells
     chosen = bench.parse_args(["--services", "simple", "--links", "unshaped", "--strategies", "cold,delta"]).cells
     assert chosen == [("simple", "unshaped", ["cold", "delta"])]
@@ -118,6 +118,6 @@ def test_default_cells_cover_every_acceptance_check():
 def test_ratios_on_the_report_downtime_when_run_without_prober():
     rows = [row("delta", 1, None, 20.0, floor=1.0), row("seed-delta", 1, None, 30.0)]
     rows[0]["report_downtime_s"], rows[1]["report_downtime_s"] = 2.0, 8.0
-    _table, ratios = bench.aggregate(rows, "report_downtime_s")
+    _table, ratios = report.aggregate(rows, "report_downtime_s")
     assert ratios[("openface-256", "100mbit+20ms")]["seed_over_delta"] == pytest.approx(4.0)
     assert ratios[("openface-256", "100mbit+20ms")]["delta_over_floor"] == pytest.approx(2.0)
