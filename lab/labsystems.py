@@ -216,6 +216,12 @@ def ensure_files(h, gateway, pubkey_text, trust_block):
         etc / "default" / "docker": (
             "# Written by lab/lab: this machine's root cannot raise hard limits (no CAP_SYS_RESOURCE).\n"
             'ulimit() { command ulimit "$@" 2>/dev/null || true; }\n', 0o644),
+        # The edge's /sys/fs/cgroup is the machine's. Debian's docker init script mounts every
+        # cgroup v1 controller it finds unmounted there unless fstab names cgroups, and a
+        # controller mounted anywhere is active for every process on the machine: containerd 1.6
+        # on the other edges then finds no mount for it and reports no container metrics.
+        etc / "fstab": ("# Written by lab/lab: cgroups come from the lab machine.\n"
+                        "none /sys/fs/cgroup none bind 0 0\n", 0o644),
         etc / "ssh" / "sshd_config.d" / "edgelab.conf": ("\n".join([
             "# Written by lab/lab for %s" % h.name,
             "ListenAddress %s" % h.address,
