@@ -171,23 +171,15 @@ def test_a_counter_moves_from_docker_28_to_26(edges):
         remove(edges, name)
 
 
-def test_what_docker_20_cannot_restore_from_28_is_refused_before_the_freeze(edges):
-    """runc 1.3 (Docker 28.5) checkpoints mounts that Docker 20.10's runc 1.1.5 cannot map back
-    (CRIU: `No mapping for ... mountpoint`): the trial restore on the destination finds it while
-    the service runs on, and says CRIU's reason."""
+def test_a_counter_moves_from_docker_28_to_20(edges):
+    """runc 1.3's checkpoint (Docker 28.5) restored by runc 1.1.5 (Docker 20.10)."""
     name, src_name = "versions-28-to-20", system(edges, "sid")
-    src = engine(edges[src_name])
+    src, dst = engine(edges[src_name]), engine(edges["edge1"])
     remove(edges, name)
     try:
         before = start_counter(src, name)
-        proc = playbook(*INVENTORIES, "migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge1",
-                        check=False)
-        assert proc.returncode != 0
-        assert "a trial restore of its warm-up checkpoint failed, nothing was frozen" in proc.stdout, \
-            proc.stdout[-3000:]
-        assert "No mapping for" in proc.stdout
-        assert running_on(edges, name) == [src_name]
-        assert read_file(src, name, "/tmp/n") > before
-        assert engine(edges["edge1"]).containers(all=True, filters={"name": name}) == []
+        migrate(name, "edge1")
+        assert running_on(edges, name) == ["edge1"]
+        assert read_file(dst, name, "/tmp/n") > before
     finally:
         remove(edges, name)
