@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -307,3 +308,28 @@ def root_is_shared():
                 opt = fields[6:fields.index("-")]
                 return any(o.startswith("shared:") for o in opt)
     return False
+
+
+def docker_ping(sock, timeout=2.0):
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(sock))
+            s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        return data.startswith(b"HTTP/1.") and b" 200 " in data.split(b"\r\n", 1)[0]
+    except OSError:
+        return False
+
+
+def tcp_open(addr, port, timeout=1.0):
+    try:
+        with socket.create_connection((addr, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -16,7 +16,6 @@ import concurrent.futures
 import json
 import os
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from labcore import (
     LabError,
     all_pids,
     daemon_env,
+    docker_ping,
     ensure_dir,
     is_mount_point,
     kill_pids,
@@ -39,6 +39,7 @@ from labcore import (
     safe_rmtree,
     say,
     spawn_daemon,
+    tcp_open,
     wait_for,
     write_if_changed,
 )
@@ -294,26 +295,13 @@ def boot_services(h):
         if not wait_for(h.sshd_pid, 15):
             raise LabError("%s: sshd did not start; see %s and %s/var/log/sshd.log" % (h.name, h.boot_log, h.root))
         Changes.add("%s: sshd started on %s:22 (pid %s)" % (h.name, h.address, h.sshd_pid()), restart=True)
-    if (h.root / "etc" / "init.d" / "docker").exists() and not docker_answers(h):
+    if (h.root / "etc" / "init.d" / "docker").exists() and not docker_ping(h.socket):
         with open(h.boot_log, "a") as out:
             subprocess.run(h.inside(["/etc/init.d/docker", "start"]), stdout=out, stderr=out,
                            stdin=subprocess.DEVNULL, env=daemon_env(), timeout=120)
-        if not wait_for(lambda: docker_answers(h), 60, 0.3):
+        if not wait_for(lambda: docker_ping(h.socket), 60, 0.3):
             raise LabError("%s: Docker did not start; see %s and %s/var/log/docker.log" % (h.name, h.boot_log, h.root))
         Changes.add("%s: Docker started (its init script, as at boot)" % h.name, restart=True)
-
-
-def docker_answers(h):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(2)
-    try:
-        s.connect(str(h.socket))
-        s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-        return b" 200 " in s.recv(64)
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 def ensure_apt_proxy(gateway):
@@ -334,13 +322,7 @@ def ensure_apt_proxy(gateway):
     proc = spawn_daemon(["/usr/sbin/apt-cacher-ng", "-c", APT_PROXY_CONF, "ForeGround=1"], LOG / "apt-proxy.log")
     APT_PROXY_PID.write_text("%d\n" % proc.pid)
 
-    def answers():
-        try:
-            with socket.create_connection((gateway, APT_PROXY_PORT), timeout=1):
-                return True
-        except OSError:
-            return False
-    if not wait_for(answers, 15):
+    if not wait_for(lambda: tcp_open(gateway, APT_PROXY_PORT), 15):
         raise LabError("apt-cacher-ng did not come up on %s:%d; see %s"
                        % (gateway, APT_PROXY_PORT, LOG / "apt-proxy.log"))
     Changes.add("apt proxy started on %s:%d (cache %s)" % (gateway, APT_PROXY_PORT, APT_PROXY_CACHE), restart=True)
@@ -378,7 +360,7 @@ def system_versions(h):
         pass
     if not h.booted():
         return out
-    if docker_answers(h):
+    if docker_ping(h.socket):
         proc = run(h.inside(["docker", "version", "--format", "{{json .}}"]), check=False, timeout=20)
         try:
             version = json.loads(proc.stdout)
