@@ -83,7 +83,9 @@ def disk_plan(storage, service="", source="", migrate_layer=True, migrate_volume
                 refusals.append(
                     "%s shares %s with %s: copying it would split their data; stop sharing it or move them "
                     "together by hand" % (where, _volume_name(volume), ", ".join(volume["used_by"])))
-    if migrate_layer and storage.get("image_id") and not storage.get("upper_dir"):
+    if storage.get("image_id") and _layer_store_refusal(where, storage):
+        refusals.append(_layer_store_refusal(where, storage))
+    elif migrate_layer and storage.get("image_id") and not storage.get("upper_dir"):
         refusals.append(
             "%s uses the storage driver %s: only overlay2 layers can be copied; migrate with "
             "-e migrate_layer=false to leave the files it wrote in its own layer behind"
@@ -117,6 +119,31 @@ def disk_plan(storage, service="", source="", migrate_layer=True, migrate_volume
     parts += ["shared bind mount %s" % m.get("source") for m in binds if _shared(m, shared)]
     plan["summary"] = ", ".join(parts) or "nothing on disk"
     return plan
+
+
+def _layer_store_refusal(where, storage):
+    if storage.get("image_store") != "containerd":
+        return ""
+    return ("%s keeps images and container layers in the containerd image store (Docker's containerd-snapshotter "
+            "feature, storage driver %s): an image there is known by its manifest's digest, not by its "
+            "configuration's as on a graph driver, and the engine names no layer directory, so neither the "
+            "image the service runs nor the files it wrote can be carried over; run that edge's Docker with the "
+            "overlay2 storage driver (no containerd-snapshotter in the features of its daemon.json)"
+            % (where, storage.get("driver")))
+
+
+def engine_storage_blocker(storage, plan, host="the destination"):
+    """Why this edge's engine cannot take part in the migration the plan describes, or "": known
+    before anything is frozen or created, from its engine's storage (edge_container_info's `storage`)."""
+    storage = storage or {}
+    refusal = _layer_store_refusal(host, storage)
+    if refusal:
+        return refusal
+    if (plan or {}).get("copy_layer") and storage.get("driver") and storage["driver"] != "overlay2":
+        return ("%s uses the storage driver %s: only overlay2 layers can be copied; migrate with "
+                "-e migrate_layer=false to leave the files written in the container's own layer behind"
+                % (host, storage["driver"]))
+    return ""
 
 
 def disk_trees(destination_storage, source_storage, plan):
@@ -157,4 +184,5 @@ def disk_since(trees, warmup):
 
 class FilterModule:
     def filters(self):
-        return {"disk_plan": disk_plan, "disk_trees": disk_trees, "disk_since": disk_since}
+        return {"disk_plan": disk_plan, "disk_trees": disk_trees, "disk_since": disk_since,
+                "engine_storage_blocker": engine_storage_blocker}

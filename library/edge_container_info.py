@@ -104,12 +104,13 @@ disk_free_bytes:
   returned: when workdir is given
 storage:
   description:
-    - The engine's storage driver (driver), data root (root_dir) and its free bytes
-      (root_free_bytes); when the container exists also image_id, layer_driver, upper_dir
-      (overlay2's UpperDir, null with another driver), layer (entries, files and bytes in it) and
-      mounts (type, name, source, destination, rw; for volumes also driver, labels,
-      options, anonymous, copyable (a plain local volume whose content is a directory of
-      this host), used_by (other containers) and size).
+    - The engine's storage driver (driver), where it keeps images and container layers
+      (image_store, C(graphdriver), or C(containerd) with Docker's containerd-snapshotter
+      feature), data root (root_dir) and its free bytes (root_free_bytes); when the container
+      exists also image_id, layer_driver, upper_dir (overlay2's UpperDir, null with another
+      driver), layer (entries, files and bytes in it) and mounts (type, name, source,
+      destination, rw; for volumes also driver, labels, options, anonymous, copyable (a plain
+      local volume whose content is a directory of this host), used_by (other containers) and size).
   type: dict
   returned: always
 dump_access:
@@ -183,7 +184,12 @@ def free_bytes(path):
 def engine_storage(api):
     info = api.info()
     root = info.get("DockerRootDir")
-    return {"driver": info.get("Driver"), "root_dir": root, "root_free_bytes": free_bytes(root) if root else None}
+    # With "features": {"containerd-snapshotter": true} images and container layers live in
+    # containerd's snapshotter, not in a graph driver under DockerRootDir.
+    snapshotter = any(pair[0] == "driver-type" and str(pair[1]).startswith("io.containerd.snapshotter")
+                      for pair in info.get("DriverStatus") or [] if len(pair) == 2)
+    return {"driver": info.get("Driver"), "image_store": "containerd" if snapshotter else "graphdriver",
+            "root_dir": root, "root_free_bytes": free_bytes(root) if root else None}
 
 
 def leftovers(workdir, name):

@@ -7,7 +7,7 @@ import time
 import pytest
 from ansible.module_utils import edge_fs, edge_report
 from edge_catalog import service_config
-from edge_disk import disk_plan, disk_since, disk_trees
+from edge_disk import disk_plan, disk_since, disk_trees, engine_storage_blocker
 from edge_hooks import published_ports
 
 UPPER = "/d/overlay2/abc/diff"
@@ -85,6 +85,28 @@ def test_layer_of_another_storage_driver():
     assert "only overlay2 layers can be copied" in plan["refusals"][0]
     plan = disk_plan(storage(upper=None), "svc", "edge1", migrate_layer="false")
     assert plan["refusals"] == [] and plan["copy_layer"] is False
+
+
+def test_a_layer_in_the_containerd_image_store_is_refused_naming_the_store():
+    source = dict(storage(upper=None), layer_driver="overlayfs", driver="overlayfs", image_store="containerd")
+    refusals = disk_plan(source, "svc", "sid1")["refusals"]
+    assert len(refusals) == 1
+    assert "'svc' on sid1 keeps images and container layers in the containerd image store" in refusals[0]
+    assert "no containerd-snapshotter in the features of its daemon.json" in refusals[0]
+    assert disk_plan(source, "svc", "sid1", migrate_layer=False)["refusals"] == refusals
+
+
+def test_an_engine_that_cannot_take_part_is_refused_before_anything_is_created():
+    plan = disk_plan(storage(), "svc", "edge1")
+    containerd = {"driver": "overlayfs", "image_store": "containerd"}
+    assert "edge2 keeps images and container layers in the containerd image store" in \
+        engine_storage_blocker(containerd, plan, "edge2")
+    assert "edge2 uses the storage driver btrfs" in \
+        engine_storage_blocker({"driver": "btrfs", "image_store": "graphdriver"}, plan, "edge2")
+    assert engine_storage_blocker({"driver": "overlay2", "image_store": "graphdriver"}, plan, "edge2") == ""
+    no_layer = disk_plan(storage(), "svc", "edge1", migrate_layer=False)
+    assert engine_storage_blocker(containerd, no_layer, "edge2")  # the image cannot be identified either
+    assert engine_storage_blocker({"driver": "btrfs", "image_store": "graphdriver"}, no_layer, "edge2") == ""
 
 
 def test_seed_delta_does_not_move_files_so_it_refuses_them():
