@@ -5,6 +5,7 @@ link rate between two edges, ansible-playbook runs, and other people's playbooks
 import json
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,6 +16,11 @@ REPO = Path(__file__).resolve().parent.parent
 LAB = REPO / "lab" / "lab"
 PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 SERVICE_PORT = 9999  # the port the lab's service images listen on inside their container
+
+# tc_rate_bits (bits per second of a tc rate, read as `lab/lab link` reads it) is the lab's own,
+# from lab/labnet.py (standard library only); bench.py and experiment/run.py import it from here.
+sys.path.insert(0, str(LAB.parent))
+from labnet import tc_rate_bits  # noqa: E402, F401
 
 
 class LabNotUp(RuntimeError):
@@ -35,15 +41,6 @@ def lab_hosts(status=None):
     """The lab's edge hosts by name (from `status`, else from the lab, which must be up)."""
     status = lab_status(require_up=True) if status is None else status
     return {host["name"]: host for host in status["hosts"]}
-
-
-def tc_rate_bits(rate):
-    """Bits per second of a tc rate such as 100mbit."""
-    units = {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
-    for unit, factor in units.items():
-        if rate.endswith(unit):
-            return float(rate[:-len(unit)]) * factor
-    raise ValueError("unknown rate %s" % rate)
 
 
 class Lab:

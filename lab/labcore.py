@@ -1,5 +1,6 @@
-"""The edge lab's plumbing: errors, what a run changed, commands, files, processes, mounts.
-Shared by lab/lab and lab/labsystems.py; standard library only."""
+"""The edge lab's plumbing: errors, what a run changed, commands, files, processes, mounts,
+network devices and namespaces (read with ip). Shared by lab/lab's modules and
+lab/labsystems.py; standard library only."""
 
 import ctypes
 import errno
@@ -333,3 +334,38 @@ def tcp_open(addr, port, timeout=1.0):
             return True
     except OSError:
         return False
+
+
+# ---------------------------------------------------------------- network devices
+
+def ip_links(netns=None):
+    cmd = ["ip"] + (["-n", netns] if netns else []) + ["-o", "link", "show"]
+    proc = run(cmd, check=False)
+    names = []
+    for line in proc.stdout.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) > 2:
+            names.append(parts[1].strip().split("@")[0])
+    return names
+
+
+def link_info(dev, netns=None):
+    cmd = ["ip"] + (["-n", netns] if netns else []) + ["-o", "link", "show", "dev", dev]
+    proc = run(cmd, check=False)
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def link_is_up(info):
+    m = re.search(r"<([^>]*)>", info or "")
+    return bool(m) and "UP" in m.group(1).split(",")
+
+
+def addrs(dev, netns=None):
+    cmd = ["ip"] + (["-n", netns] if netns else []) + ["-o", "-4", "addr", "show", "dev", dev]
+    proc = run(cmd, check=False)
+    return re.findall(r"inet (\S+)", proc.stdout)
+
+
+def netns_list():
+    proc = run(["ip", "netns", "list"], check=False)
+    return [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
