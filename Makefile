@@ -7,7 +7,7 @@ SHELL := /bin/bash
 PYTHON ?= /usr/bin/python3
 VENV := .venv
 VENV_STAMP := $(VENV)/.requirements.stamp
-LAB_RELEASES ?= trixie,sid
+LAB_RELEASES ?= bookworm,trixie,sid
 
 .NOTPARALLEL:
 .PHONY: system venv lab lab-down demo test lint clean bench bench-full bench-fleet collection sanity follow

@@ -1,8 +1,8 @@
 """Migrations between Docker Engine versions. The lab's system edges (lab/labsystems.py) are
 separate Debian systems, each with its own root file system and mount namespace, made
 migration-ready only by playbooks/prepare_edges.yml over SSH (its second run changes nothing:
-tests/lab/test_prepare_edges.py): trixie runs Debian's Docker 26.1, sid Docker 28.5; edge1..3
-run this machine's Docker 20.10 (bookworm)."""
+tests/lab/test_prepare_edges.py): bookworm runs Debian's Docker 20.10, trixie 26.1, sid 28.5;
+edge1..3 run this machine's Docker 20.10 on its own root file system."""
 
 import json
 import os
@@ -27,8 +27,8 @@ def edges():
     """Every edge by name: edge1..N and the system edges, with a docker_host the controller reaches."""
     status = lab_status(require_up=True)
     systems = {s["name"]: s for s in status["systems"]}
-    assert {s["release"] for s in systems.values()} >= {"trixie", "sid"}, \
-        "the lab has no trixie and sid system edges: make lab (LAB_RELEASES=trixie,sid)"
+    assert {s["release"] for s in systems.values()} >= {"bookworm", "trixie", "sid"}, \
+        "the lab lacks a bookworm, trixie or sid system edge: make lab (LAB_RELEASES=bookworm,trixie,sid)"
     return dict({h["name"]: h for h in status["hosts"]}, **systems)
 
 
@@ -73,14 +73,14 @@ def test_openface_goes_round_bookworm_trixie_sid_bookworm(edges):
     kept at each hop. Docker 28 (containerd 2) cannot restore a container with its own network
     namespace (moby#50750): the hop to sid is refused before the warm-up and the service goes on
     where it was, untouched; the ring goes on from there."""
-    trixie, sid = system(edges, "trixie"), system(edges, "sid")
+    bookworm, trixie, sid = system(edges, "bookworm"), system(edges, "trixie"), system(edges, "sid")
     remove(edges, "openface")
-    playbook(*INVENTORIES, "playbooks/deploy.yml", "-e", "service=openface", "-e", "host=edge1")
+    playbook(*INVENTORIES, "playbooks/deploy.yml", "-e", "service=openface", "-e", "host=%s" % bookworm)
     try:
-        checksum = request(edges["edge1"], 9999, "SUM")["sha256"]
-        count = request(edges["edge1"], 9999, "GET")["count"]
-        where = "edge1"
-        for destination in (trixie, sid, "edge1"):
+        checksum = request(edges[bookworm], 9999, "SUM")["sha256"]
+        count = request(edges[bookworm], 9999, "GET")["count"]
+        where = bookworm
+        for destination in (trixie, sid, bookworm):
             if destination == sid:
                 proc = playbook(*INVENTORIES, "migrate.yml", "-e", "service=openface", "-e",
                                 "destination=%s" % sid, check=False)
@@ -103,15 +103,15 @@ def test_openface_goes_round_bookworm_trixie_sid_bookworm(edges):
 
 def test_openface_moves_from_docker_28_to_20(edges):
     """A checkpoint of runc 1.3 (Docker 28.5, containerd 2.1) restored by runc 1.1.5 (Docker 20.10)."""
-    sid = system(edges, "sid")
+    sid, bookworm = system(edges, "sid"), system(edges, "bookworm")
     remove(edges, "openface")
     playbook(*INVENTORIES, "playbooks/deploy.yml", "-e", "service=openface", "-e", "host=%s" % sid)
     try:
         checksum = request(edges[sid], 9999, "SUM")["sha256"]
         count = request(edges[sid], 9999, "GET")["count"]
-        migrate("openface", "edge1")
-        assert running_on(edges, "openface") == ["edge1"]
-        answer = request(edges["edge1"], 9999, "SUM")
+        migrate("openface", bookworm)
+        assert running_on(edges, "openface") == [bookworm]
+        answer = request(edges[bookworm], 9999, "SUM")
         assert answer["sha256"] == checksum and answer["count"] == count
     finally:
         remove(edges, "openface")
