@@ -1,6 +1,7 @@
 """Ansible's default output, except that a task waiting on purpose (an `until` loop: the
-destination's pull, the restore's wait) says what it waits for instead of printing
-`FAILED - RETRYING`, which reads as a failure in a healthy migration."""
+destination's pull, the restore's wait, a transfer in the background) says what it waits for
+instead of printing `FAILED - RETRYING`, which reads as a failure in a healthy migration, and
+how far a transfer has come when the task reports it (edge_sync_progress)."""
 
 DOCUMENTATION = r"""
 name: edge_story
@@ -8,7 +9,9 @@ type: stdout
 short_description: the default output, with waits that do not read as failures
 description:
   - Ansible's default stdout callback, except for the retries of a task with C(until), which
-    print C(waiting [host] task (check N, up to M)) instead of C(FAILED - RETRYING).
+    print C(waiting [host] task (check N, up to M)) instead of C(FAILED - RETRYING), followed
+    by the transfer's progress when the result has one (C(progress) with bytes, total_bytes,
+    percent, rate, time_left, as edge_sync_progress returns it).
 extends_documentation_fragment:
   - ansible.builtin.default_callback
   - ansible.builtin.result_format_callback
@@ -27,5 +30,22 @@ class CallbackModule(DefaultCallback):
     def v2_runner_retry(self, result):
         attempts = result._result.get("attempts", 0)
         retries = result._result.get("retries", 0)
-        self._display.display("waiting [%s] %s (check %d, up to %d)"
-                              % (self.host_label(result), result.task_name or result._task, attempts, retries))
+        self._display.display("waiting [%s] %s (check %d, up to %d)%s"
+                              % (self.host_label(result), result.task_name or result._task, attempts, retries,
+                                 describe_progress(result._result.get("progress"))))
+
+
+def describe_progress(progress):
+    """': 33.6 of 268.4 MB (12%), 2.34MB/s, 0:01:20 left' from edge_sync_progress's figures
+    (an edge's answer: shown only when the figures have the expected types)."""
+    if not isinstance(progress, dict) or not isinstance(progress.get("bytes"), int):
+        return ""
+    total = progress.get("total_bytes")
+    text = ": %.1f%s MB" % (progress["bytes"] / 1e6, " of %.1f" % (total / 1e6) if isinstance(total, int) else "")
+    if isinstance(progress.get("percent"), int):
+        text += " (%d%%)" % progress["percent"]
+    for key, form in (("rate", ", %s"), ("time_left", ", %s left")):
+        value = progress.get(key)
+        if isinstance(value, str) and value.replace(".", "").replace(":", "").replace("/", "").isalnum():
+            text += form % value
+    return text

@@ -32,6 +32,10 @@ options:
     type: path
 extends_documentation_fragment:
   - edge.sync
+attributes:
+  check_mode:
+    support: none
+    description: The destination's forced command runs rsync's receiver only for real transfers.
 requirements: [rsync (with ACL and xattr support) and ssh on both hosts, root on both]
 author: edge-migrate developers (!UNKNOWN)
 """
@@ -90,12 +94,10 @@ from ansible.module_utils.edge_transfer import SYNC_ARGS, push_options
 def main():
     module = AnsibleModule(argument_spec=dict(src=dict(type="path", required=True),
                                               since=dict(type="float"), listing=dict(type="path"), **SYNC_ARGS),
-                           supports_check_mode=True)
+                           supports_check_mode=False)
     params = module.params
     if not os.path.isdir(params["src"]):
         module.fail_json(msg="src %s is not a directory on this host" % params["src"], cmd=None, rc=None, stderr="")
-    if module.check_mode:
-        module.exit_json(changed=True)
     try:
         stats = push_tree(runner(module), params["src"], params["dest_host"], params["dest_dir"], params["since"],
                           params["listing"], **push_options(params))

@@ -77,7 +77,7 @@ import shutil
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_docker import DockerError
+from ansible.module_utils.edge_docker import DockerError, inspect_image_id
 from ansible.module_utils.edge_image import drop_layers, save, tree_bytes
 from ansible.module_utils.edge_module import DOCKER_ARGS, docker_api, fail, runner
 from ansible.module_utils.edge_transfer import SYNC_ARGS, TransferError, push, push_options
@@ -91,6 +91,12 @@ def main():
         **SYNC_ARGS, **DOCKER_ARGS), supports_check_mode=True)
     params = module.params
     if module.check_mode:
+        try:
+            present = inspect_image_id(docker_api(module), params["image_id"]) is not None
+        except DockerError as exc:
+            fail(module, exc)
+        if not present:
+            module.fail_json(msg="image %s is not on this host: nothing to send" % params["image_id"])
         module.exit_json(changed=True)
     begin = time.monotonic()
     try:

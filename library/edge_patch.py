@@ -52,10 +52,11 @@ duration_s:
   returned: success
 """
 
+import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_images import ImageSetError, decode, remove_tree
+from ansible.module_utils.edge_images import MANIFEST, ImageSetError, decode, remove_tree
 from ansible.module_utils.edge_module import fail, runner
 
 
@@ -68,6 +69,11 @@ def main():
     ), supports_check_mode=True)
     params = module.params
     if module.check_mode:
+        # What a real run needs before it writes anything: the base and the delta's manifest.
+        missing = [path for path in (params["base_dir"], os.path.join(params["delta_dir"], MANIFEST))
+                   if not os.path.exists(path)]
+        if missing:
+            module.fail_json(msg="nothing to rebuild from: %s missing" % ", ".join(missing))
         module.exit_json(changed=True)
     begin = time.monotonic()
     try:

@@ -30,8 +30,20 @@ options:
     description: Compressed-to-original size ratio of the sample below which I(compress_auto) compresses.
     type: float
     default: 0.8
+  progress_file:
+    description:
+      - While rsync runs, keep its progress (bytes so far, percent, rate, time left) in this
+        file (JSON, C(0600)), for M(edge_sync_progress) to report while the module runs in the
+        background (C(async), C(poll) 0). Its directory must exist.
+    type: path
 extends_documentation_fragment:
   - edge.sync
+attributes:
+  check_mode:
+    support: none
+    description: The destination's forced command runs rsync's receiver only for real transfers.
+notes:
+  - C(changed) comes from rsync's own itemized list of what it created, sent or deleted.
 requirements: [rsync and ssh on both hosts]
 author: edge-migrate developers (!UNKNOWN)
 """
@@ -44,6 +56,16 @@ EXAMPLES = r"""
     dest_dir: /var/lib/edge-migrate/openface-1/base
     ssh_key: /root/.ssh/edge_migrate
     known_hosts: /etc/edge-migrate/known_hosts
+
+- name: Copy it in the background, keeping its progress in a file
+  edge_sync:
+    src: /var/lib/edge-migrate/openface-1/base
+    dest_host: 10.0.0.12
+    dest_dir: /var/lib/edge-migrate/openface-1/base
+    progress_file: /var/lib/edge-migrate/openface-1/warmup.progress
+  async: 3600
+  poll: 0
+  register: copy_job
 """
 
 RETURN = r"""
@@ -51,6 +73,12 @@ bytes_sent:
   description: Bytes rsync sent over the wire.
   type: int
   returned: success
+  sample: 12345678
+items_changed:
+  description: Files and directories rsync created, sent, deleted or changed the attributes of.
+  type: int
+  returned: success
+  sample: 4
 total_file_size:
   description: Size of the directory's files.
   type: int
@@ -78,32 +106,48 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_module import fail, runner
-from ansible.module_utils.edge_transfer import SYNC_ARGS, TransferError, compressed_ratio, push, push_options
+from ansible.module_utils.edge_progress import RSYNC_PROGRESS_ARGS, progress_runner
+from ansible.module_utils.edge_transfer import (
+    ITEMIZE_ARGS,
+    SYNC_ARGS,
+    TransferError,
+    compressed_ratio,
+    push,
+    push_options,
+)
+
+
+def tree_bytes(directory):
+    return sum(os.lstat(os.path.join(top, name)).st_size for top, _dirs, files in os.walk(directory)
+               for name in files)
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(src=dict(type="path", required=True),
                                               whole_file=dict(type="bool", default=True),
                                               compress_auto=dict(type="bool", default=False),
-                                              compress_threshold=dict(type="float", default=0.8), **SYNC_ARGS),
-                           supports_check_mode=True)
+                                              compress_threshold=dict(type="float", default=0.8),
+                                              progress_file=dict(type="path"), **SYNC_ARGS),
+                           supports_check_mode=False)
     params = module.params
     if not os.path.isdir(params["src"]):
         module.fail_json(msg="src %s is not a directory on this host" % params["src"], cmd=None, rc=None, stderr="")
-    if module.check_mode:
-        module.exit_json(changed=True)
     begin = time.monotonic()
     options, extra = push_options(params), {}
     if params["compress_auto"]:
         extra["sample_ratio"] = compressed_ratio(params["src"])
         options["compress"] = extra["sample_ratio"] < params["compress_threshold"]
+    run, options["extra_args"] = runner(module), ITEMIZE_ARGS
+    if params["progress_file"]:
+        run = progress_runner(params["progress_file"], total_bytes=tree_bytes(params["src"]))
+        options["extra_args"] += RSYNC_PROGRESS_ARGS
     try:
-        stats = push(runner(module), params["src"], params["dest_host"], params["dest_dir"],
+        stats = push(run, params["src"], params["dest_host"], params["dest_dir"],
                      whole_file=params["whole_file"], **options)
     except TransferError as exc:
         fail(module, exc)
-    module.exit_json(changed=True, duration_s=round(time.monotonic() - begin, 4), compressed=options["compress"],
-                     **extra, **stats)
+    module.exit_json(changed=stats["items_changed"] > 0, duration_s=round(time.monotonic() - begin, 4),
+                     compressed=options["compress"], **extra, **stats)
 
 
 if __name__ == "__main__":

@@ -137,8 +137,15 @@ def ssh_run(run, dest_host, command, dest_user="root", ssh_key=None, known_hosts
     return rc, out, err, argv
 
 
+# A line of rsync --itemize-changes: "YXcstpoguax name" (an item it created, sent or changed
+# the attributes of), or "*deleting name".
+ITEMIZED = re.compile(r"^(?:\*deleting +|[<>ch.][fdLDS][.+ ?a-zA-Z]{9} )", re.MULTILINE)
+ITEMIZE_ARGS = ("--itemize-changes",)
+
+
 def parse_stats(stdout):
-    """Byte counts from rsync --stats output."""
+    """Byte counts from rsync --stats output, and how many items rsync changed (the lines of
+    --itemize-changes, 0 without it)."""
     def number(label):
         match = re.search(r"^%s:\s*([\d,.]+)" % re.escape(label), stdout or "", re.MULTILINE)
         return int(match.group(1).replace(",", "").replace(".", "")) if match else 0
@@ -148,6 +155,7 @@ def parse_stats(stdout):
         "files_transferred": number("Number of regular files transferred"),
         "total_file_size": number("Total file size"),
         "literal_data": number("Literal data"),
+        "items_changed": len(ITEMIZED.findall(stdout or "")),
     }
 
 

@@ -121,3 +121,23 @@ def test_every_role_has_argument_specs_that_render(installed):
         assert "main" in entry_points or role == "migration", role
         for name, spec in entry_points.items():
             assert spec.get("short_description"), (role, name)
+
+
+def test_the_execution_environment_gets_the_collection_and_its_requirements(installed):
+    import yaml
+    _run, collection = installed
+    meta = yaml.safe_load((collection / "meta" / "execution-environment.yml").read_text())
+    python = (collection / meta["dependencies"]["python"]).read_text()
+    assert re.search(r"^docker\b", python, re.M) and re.search(r"^jinja2\b", python, re.M)
+    assert "openssh-client" in (collection / meta["dependencies"]["system"]).read_text()
+    with open(os.path.join(ROOT, "execution-environment.yml")) as handle:
+        ee = yaml.safe_load(handle)
+    tarball = "edge-migrate-%s.tar.gz" % galaxy_version()
+    assert ee["additional_build_files"][0]["src"] == "dist/" + tarball
+    assert ee["dependencies"]["galaxy"]["collections"][0]["name"].endswith("/" + tarball)
+    with open(os.path.join(ROOT, "requirements.txt")) as handle:
+        pins = dict(line.strip().split("==") for line in handle if "==" in line)
+    for package in ("ansible_core", "ansible_runner"):
+        name, version = ee["dependencies"][package]["package_pip"].split("==")
+        assert pins[name] == version, "execution-environment.yml pins %s %s, requirements.txt %s" % (
+            name, version, pins.get(name))

@@ -94,6 +94,19 @@ def test_delta_check_mode_writes_nothing(run_module, tmp_path):
     assert not (tmp_path / "delta").exists()
 
 
+def test_patch_check_mode_looks_for_what_it_would_rebuild_from(run_module, tmp_path):
+    images(str(tmp_path / "base"), b"a")
+    args = {"base_dir": str(tmp_path / "base"), "delta_dir": str(tmp_path / "delta"),
+            "dest_dir": str(tmp_path / "out"), "_ansible_check_mode": True}
+    outcome, result = run_module("edge_patch", args)
+    assert outcome == "fail" and "MANIFEST.json missing" in result["msg"]
+    run_module("edge_delta", {"base_dir": str(tmp_path / "base"), "target_dir": str(tmp_path / "base"),
+                              "delta_dir": str(tmp_path / "delta")})
+    outcome, result = run_module("edge_patch", args)
+    assert outcome == "exit" and result["changed"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_sync_rejects_a_missing_source(run_module, tmp_path):
     outcome, result = run_module("edge_sync", {"src": str(tmp_path / "nope"), "dest_host": "h", "dest_dir": "/d"})
     assert outcome == "fail" and "is not a directory on this host" in result["msg"]

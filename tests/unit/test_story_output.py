@@ -3,8 +3,12 @@
 import os
 import re
 import subprocess
+import sys
 
 from module_runner import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "callback_plugins"))
+from edge_story import describe_progress  # noqa: E402
 
 PLAYBOOK = """- hosts: localhost
   gather_facts: false
@@ -44,3 +48,47 @@ def test_results_print_as_yaml_with_verbose(tmp_path):
                           env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"^\s+layers_total: 2$", proc.stdout, re.MULTILINE), proc.stdout
+
+
+PROGRESS_PLAYBOOK = """- hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Something long in the background
+      ansible.builtin.command: sleep 3
+      async: 60
+      poll: 0
+      register: job
+      changed_when: false
+
+    - name: The copy on its way
+      edge_sync_progress:
+        jid: "{{ job.ansible_job_id }}"
+        progress_file: %s
+      register: progress
+      until: progress.finished
+      retries: 30
+      delay: 1
+"""
+
+
+def test_a_transfer_in_the_background_shows_its_progress_until_it_ends(tmp_path):
+    progress = tmp_path / "warmup.progress"
+    progress.write_text('{"bytes": 33554432, "total_bytes": 268435456, "percent": 12, "rate": "2.34MB/s", '
+                        '"time_left": "0:01:20", "done": false, "pid": 1}')
+    (tmp_path / "progress.yml").write_text(PROGRESS_PLAYBOOK % progress)
+    proc = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), str(tmp_path / "progress.yml")],
+                          capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("waiting [localhost] The copy on its way")]
+    assert len(lines) >= 2, proc.stdout  # the job runs 3 s, checked every second
+    assert lines[0].endswith(": 33.6 of 268.4 MB (12%), 2.34MB/s, 0:01:20 left"), lines[0]
+    assert "FAILED" not in proc.stdout
+
+
+def test_progress_from_an_edge_is_shown_only_when_it_looks_like_figures():
+    assert describe_progress({"bytes": 5_000_000}) == ": 5.0 MB"
+    assert describe_progress({"bytes": "5", "percent": 3}) == ""
+    assert describe_progress(["bytes"]) == ""
+    shown = describe_progress({"bytes": 1, "rate": "\x1b[2J{{ lookup('pipe', 'id') }}", "time_left": "0:00:01"})
+    assert "lookup" not in shown and "\x1b" not in shown and shown.endswith("0:00:01 left")

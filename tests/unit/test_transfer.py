@@ -62,3 +62,27 @@ def test_compressed_ratio_tells_compressible_images_from_random_ones(tmp_path):
     assert compressed_ratio(str(tmp_path / "heap")) < 0.1
     assert compressed_ratio(str(tmp_path / "random")) > 0.95
     assert compressed_ratio(str(tmp_path / "nothing")) == 1.0
+
+
+def test_changed_is_what_rsync_itemized(tmp_path):
+    """A real rsync: the first copy creates and sends, the second finds nothing to do, a
+    deletion or a new mode counts again."""
+    import subprocess
+
+    from ansible.module_utils.edge_transfer import ITEMIZE_ARGS
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    (src / "sub").mkdir(parents=True)
+    (src / "pages-1.img").write_bytes(os.urandom(100000))
+    (src / "sub" / "core.img").write_bytes(b"x")
+
+    def sync():
+        out = subprocess.run(["rsync", "-a", "--delete", "--stats", *ITEMIZE_ARGS, "--info=progress2",
+                              str(src) + "/", str(dst) + "/"], capture_output=True, text=True, check=True).stdout
+        return parse_stats(out.replace("\r", "\n"))["items_changed"]
+
+    assert sync() == 4  # ./, pages-1.img, sub/, sub/core.img
+    assert sync() == 0
+    (src / "sub" / "core.img").unlink()
+    assert sync() >= 1  # the deletion
+    os.chmod(src / "pages-1.img", 0o600)
+    assert sync() == 1

@@ -1,0 +1,57 @@
+"""A long transfer's progress: rsync's progress2 figures kept in a file while it runs
+(module_utils/edge_progress) and read back by edge_sync_progress."""
+
+import json
+import os
+
+from ansible.module_utils import edge_progress
+
+PROGRESS2 = ("\r          32,768   0%    0.00kB/s    0:00:00  \r     33,554,432  12%    2.34MB/s    0:01:20"
+             "  \r    268,435,456 100%   10.10MB/s    0:00:25 (xfr#3, to-chk=0/4)\n")
+
+
+def test_the_last_figures_rsync_printed():
+    assert edge_progress.parse_progress(PROGRESS2) == {"bytes": 268435456, "percent": 100, "rate": "10.10MB/s",
+                                                       "time_left": "0:00:25"}
+    assert edge_progress.parse_progress("\r".join(PROGRESS2.split("\r")[:3]))["bytes"] == 33554432
+    assert edge_progress.parse_progress("Number of files: 4\n") is None
+
+
+def test_a_real_rsync_leaves_its_figures_and_its_end_in_the_file(tmp_path):
+    src, dst, progress = tmp_path / "src", tmp_path / "dst", tmp_path / "copy.progress"
+    src.mkdir()
+    for index in range(3):
+        (src / ("pages-%d.img" % index)).write_bytes(os.urandom(1 << 20))
+    run = edge_progress.progress_runner(str(progress), total_bytes=3 << 20)
+    rc, out, err = run(["rsync", "-a", "--stats", "--info=progress2", str(src) + "/", str(dst) + "/"])
+    assert rc == 0, err
+    assert "\r" not in out and "Total bytes sent:" in out
+    figures = json.loads(progress.read_text())
+    assert figures["done"] is True and figures["rc"] == 0
+    assert figures["bytes"] == 3 << 20 and figures["total_bytes"] == 3 << 20 and figures["percent"] == 100
+    assert oct(progress.stat().st_mode & 0o777) == "0o600"
+    assert (dst / "pages-2.img").read_bytes() == (src / "pages-2.img").read_bytes()
+
+
+def test_a_failed_rsync_ends_the_file_with_its_rc(tmp_path):
+    progress = tmp_path / "copy.progress"
+    rc, _out, err = edge_progress.progress_runner(str(progress))(["rsync", "-a", str(tmp_path / "none") + "/",
+                                                                  str(tmp_path / "dst")])
+    assert rc != 0 and "none" in err
+    assert json.loads(progress.read_text())["rc"] == rc
+
+
+def test_progress_reports_the_job_running_then_ended(run_module, tmp_path):
+    progress, jobs = tmp_path / "copy.progress", tmp_path / "async"
+    jobs.mkdir()
+    edge_progress.write_progress(str(progress), {"bytes": 10, "percent": 1, "pid": 9, "secret": "x"})
+    (jobs / "123.45").write_text(json.dumps({"started": 1, "finished": 0, "ansible_job_id": "123.45"}))
+    args = {"jid": "123.45", "progress_file": str(progress), "async_dir": str(jobs)}
+    outcome, result = run_module("edge_sync_progress", args)
+    assert outcome == "exit" and result["finished"] is False and result["changed"] is False
+    assert result["progress"] == {"bytes": 10, "percent": 1}
+    (jobs / "123.45").write_text(json.dumps({"rc": 0, "bytes_sent": 10}))  # the module's result
+    assert run_module("edge_sync_progress", args)[1]["finished"] is True
+    (jobs / "123.45").unlink()  # cleaned up, or never there: nothing to wait for
+    assert run_module("edge_sync_progress", args)[1]["finished"] is True
+    assert run_module("edge_sync_progress", dict(args, jid="../x"))[0] == "fail"
