@@ -127,8 +127,9 @@ def run_once(lab, args, out, service_name, link_name, link_setting, strategy, re
         else:
             prober.started = time.time()
         migration_start = time.time()
+        chosen = [] if strategy == "default" else ["-e", "strategy=%s" % strategy]
         proc = run_playbook(["migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % DESTINATION,
-                             "-e", "strategy=%s" % strategy], out / "logs" / (tag + ".log"), args.run_timeout)
+                             *chosen], out / "logs" / (tag + ".log"), args.run_timeout)
         ended = time.time()
         if args.prober == "on":
             back = prober.wait_answer_from(lab.address(DESTINATION), migration_start, args.answer_timeout)
@@ -149,6 +150,7 @@ def run_once(lab, args, out, service_name, link_name, link_setting, strategy, re
         row["report"] = os.path.relpath(report_path, REPO) if report_path else ""
         row["outcome"] = report.get("outcome") or ("playbook rc %d" % proc.returncode)
         row["cause"] = (report.get("cause") or "")[:300]
+        row["chosen_strategy"] = report.get("strategy") or ""
         if proc.returncode != 0 and row["outcome"] == "migrated":
             row["outcome"] = "playbook rc %d" % proc.returncode
         times = [t for t, _a, _c in answers]

@@ -3,6 +3,7 @@ sets of cells `make bench` (QUICK) and `make bench-full` (FULL) run."""
 
 # name -> how to start it and how to ask it
 SERVICES = {
+    "openface-32": {"image": "openface-standin:latest", "env": {"STATE_MB": "32"}, "state_mb": 32, "protocol": "json"},
     "openface-64": {"image": "openface-standin:latest", "env": {"STATE_MB": "64"}, "state_mb": 64, "protocol": "json"},
     "openface-256": {"image": "openface-standin:latest", "env": {"STATE_MB": "256"}, "state_mb": 256,
                      "protocol": "json"},
@@ -19,10 +20,12 @@ LINKS = {
     "20mbit+50ms": ("20mbit", "50ms"),
 }
 LINK_ALIASES = {"100mbit": "100mbit+20ms", "20mbit": "20mbit+50ms"}
-STRATEGIES = ("cold", "rsync", "delta", "iterative", "seed-delta")
-# (service, link, strategies): openface 256 MB with every strategy on both links, and the
-# 1024 MB cell of the acceptance with the two strategies it compares.
-QUICK = [("openface-256", "unshaped", list(STRATEGIES)), ("openface-256", "100mbit+20ms", list(STRATEGIES)),
-         ("openface-1024", "100mbit+20ms", ["rsync", "delta"])]
+# "default": what migrate.yml does without -e strategy (it picks the method per migration).
+STRATEGIES = ("cold", "rsync", "delta", "iterative", "seed-delta", "default")
+# (service, link, strategies): openface 256 MB with every strategy on both links, the 1024 MB
+# cell with the two strategies it compares, and the default strategy at every size of the goals.
+QUICK = [("openface-32", "unshaped", ["default"]), ("openface-32", "100mbit+20ms", ["default"]),
+         ("openface-256", "unshaped", list(STRATEGIES)), ("openface-256", "100mbit+20ms", list(STRATEGIES)),
+         ("openface-1024", "100mbit+20ms", ["rsync", "delta", "default"])]
 FULL = {"services": ["openface-64", "openface-256", "openface-1024", "simple"], "links": list(LINKS),
         "strategies": list(STRATEGIES)}

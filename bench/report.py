@@ -7,13 +7,15 @@ import hashlib
 import statistics
 import subprocess
 
+from bench.goals import goal_checks
 from bench.labclient import REPO
 from bench.matrix import STRATEGIES
 
 NO_NETEM = "not emulated (no netem in this kernel)"
 PHASE_ORDER = ("pre_checkpoint", "pre_rsync", "pre_rounds", "prepare", "checkpoint", "xdelta_source", "final_rsync",
                "xdelta_dest", "restore")
-CSV_FIELDS = ("service", "state_mb", "link", "link_rate_bps", "delay", "strategy", "repeat", "outcome",
+CSV_FIELDS = ("service", "state_mb", "link", "link_rate_bps", "delay", "strategy", "chosen_strategy", "repeat",
+              "outcome",
               "state_kept", "counter", "client_downtime_s", "gap_in_freeze", "report_downtime_s", "total_s",
               "bytes_warmup", "bytes_freeze", "checkpoint_size", "criu_frozen_s", "criu_restore_s", "floor_s",
               "floor_from", "freeze_ratio", "concurrent_playbooks", "code", "attempts", "failed_attempts",
@@ -198,6 +200,7 @@ def write_outputs(rows, out, args, meta):
     basis = "client-seen" if args.prober == "on" else "report downtime, run without prober"
     table, ratios = aggregate(rows, "client_downtime_s" if args.prober == "on" else "report_downtime_s")
     checks = acceptance(ratios, NO_NETEM if not args.netem else "delay emulated", basis)
+    checks += goal_checks(table, "client_downtime_s" if args.prober == "on" else "report_downtime_s")
     lines = table_lines(table)
     print("\n".join(lines))
     print()

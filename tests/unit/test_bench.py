@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bench import bench, labclient, matrix, prober, report  # noqa: E402
+from bench import bench, goals, labclient, matrix, prober, report  # noqa: E402
 
 
 def test_longest_gap_between_answers():
@@ -110,9 +110,26 @@ def test_link_names_and_rates():
 def test_default_cells_cover_every_acceptance_check():
     cells = bench.parse_args([]).cells
     assert ("openface-256", "100mbit+20ms", list(matrix.STRATEGIES)) in cells
-    assert ("openface-1024", "100mbit+20ms", ["rsync", "delta"]) in cells
+    assert ("openface-1024", "100mbit+20ms", ["rsync", "delta", "default"]) in cells
+    for service, _limit in goals.DOWNTIME_GOALS:  # every goal's cell runs the default strategy
+        assert any(c[0] == service and c[1] == goals.GOAL_LINK and "default" in c[2] for c in cells), service
     chosen = bench.parse_args(["--services", "simple", "--links", "unshaped", "--strategies", "cold,delta"]).cells
     assert chosen == [("simple", "unshaped", ["cold", "delta"])]
+
+
+def test_goal_lines_judge_the_default_strategy_and_compare_with_the_references():
+    rows = [row("default", 1, 0.756, 7.5, service="openface-32"),
+            row("iterative", 1, 1.512, 20.0, service="openface-32"),
+            row("default", 1, 0.7, 30.0), row("delta", 1, 0.1, 30.0, service="openface-1024")]
+    table, _ratios = report.aggregate(rows)
+    checks = {name.split(" (")[0]: (value, verdict) for name, value, verdict in goals.goal_checks(table)}
+    assert checks["openface-32, 100 Mbit/s, default strategy: downtime <= 0.4 s"] == ("0.756 s", "FAIL")
+    assert checks["openface-32, 100 Mbit/s, default strategy: whole migration <= 8 s"] == ("7.500 s", "PASS")
+    assert checks["openface-256, 100 Mbit/s, default strategy: downtime <= 0.8 s"] == ("0.700 s", "PASS")
+    assert checks["openface-1024, 100 Mbit/s, default strategy: downtime <= 2.0 s"] == ("-", "NOT RUN")
+    line = next(name for name, _v, _r in goals.goal_checks(table) if name.startswith("openface-32, 100 Mbit/s, "
+                                                                                      "default strategy: downtime"))
+    assert "ReSync, YOLOv8 with runC 0.378 s: x2.00" in line and "iterative / default 2.00 (PCLive: 2.7)" in line
 
 
 def test_ratios_on_the_report_downtime_when_run_without_prober():
