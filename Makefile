@@ -1,6 +1,6 @@
 # Edge lab and migration: `make demo` runs one migration in the lab, `make test` runs every
 # test. Both set up what they need (system packages, virtualenv, lab) and are idempotent.
-# Run as root on a Debian 12 machine. LAB_HOSTS=N (1..4) sets the number of edge hosts,
+# Run as root on a Debian 12 or 13 machine. LAB_HOSTS=N (1..4) sets the number of edge hosts,
 # LAB_RELEASES the Debian releases of the system edges (sys1, sys2, ...: each its own Debian
 # system with that release's Docker; "" for none).
 SHELL := /bin/bash

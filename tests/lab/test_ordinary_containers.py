@@ -228,15 +228,19 @@ services:
 
 
 def test_a_docker_compose_service_keeps_its_labels_and_its_project_network(lab, tmp_path):
-    project, name = "edgeproj", "edgeproj_web_1"
+    project = "edgeproj"
     (tmp_path / "docker-compose.yml").write_text(COMPOSE_FILE)
     compose = ["docker-compose", "-p", project, "-f", str(tmp_path / "docker-compose.yml")]
     env = dict(os.environ, DOCKER_HOST=lab["edge1"]["docker_host"])
-    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    for old in ("edgeproj_web_1", "edgeproj-web-1"):
+        remove_everywhere(lab, old)
     subprocess.run(compose + ["up", "-d"], env=env, check=True, capture_output=True, timeout=120)
+    # Compose 1 (Debian 12) names it edgeproj_web_1, Compose 2 (Debian 13) edgeproj-web-1.
+    name = source.containers(filters={"label": ["com.docker.compose.project=" + project,
+                                                "com.docker.compose.service=web"]})[0]["Names"][0].lstrip("/")
     try:
         time.sleep(1.5)
-        source = engine(lab["edge1"])
         before = read_file(source, name, "/tmp/n")
         migrate(name)
         assert running_on(lab, name) == ["edge2"]
