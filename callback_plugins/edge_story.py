@@ -44,7 +44,9 @@ def describe_progress(progress):
     text = ": %.1f%s MB" % (progress["bytes"] / 1e6, " of %.1f" % (total / 1e6) if isinstance(total, int) else "")
     if isinstance(progress.get("percent"), int):
         text += " (%d%%)" % progress["percent"]
-    for key, form in (("rate", ", %s"), ("time_left", ", %s left")):
+    # At 100 % rsync prints the time the copy took where the time left was.
+    done = progress.get("done") or progress.get("percent") == 100
+    for key, form in (("rate", ", %s"), ("time_left", ", took %s" if done else ", %s left")):
         value = progress.get(key)
         if isinstance(value, str) and value.replace(".", "").replace(":", "").replace("/", "").isalnum():
             text += form % value

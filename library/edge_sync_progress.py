@@ -86,7 +86,7 @@ SHOWN = ("bytes", "total_bytes", "percent", "rate", "time_left", "done")
 
 def job_finished(async_dir, jid):
     """As async_status decides: a status file without `started` holds the module's result."""
-    path = os.path.join(os.path.expanduser(async_dir), jid)
+    path = os.path.join(async_dir, jid)  # a path option: Ansible expanded ~ already
     try:
         with open(path) as handle:
             data = json.load(handle)

@@ -11,7 +11,8 @@ from labtools import ROOT, lab_status, run
 
 pytestmark = pytest.mark.lab
 
-PACKAGES = ["python3-pytest", "python3-docker", "python3-jinja2", "python3-yaml", "ansible-core", "rsync"]
+PACKAGES = ["python3-pytest", "python3-docker", "python3-jinja2", "python3-yaml", "python3-matplotlib", "ansible-core",
+            "rsync"]
 # Checks of the lint tools' verdicts (ruff, ansible-lint): they run with the pinned tools of the
 # controller's virtualenv, not with a Python of the controller's release.
 LINT_CHECKS = ["tests/unit/test_docs.py::test_ansible_lint_production_profile", "tests/unit/test_docs.py::test_ruff",

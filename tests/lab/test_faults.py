@@ -101,7 +101,17 @@ def assert_intact(lab, host, before):
     assert memory_images_left(lab) == []
 
 
-def test_link_cut_during_warmup_transfer(lab, openface):
+@pytest.fixture
+def slow_link(lab):
+    """edge1's link at 100 Mbit/s: the warm-up copy (about 200 MB) takes some 16 s instead of
+    the second or two of the unshaped link, so that a cut after its first 20 MB comes mid-copy."""
+    lab_cmd = os.path.join(ROOT, "lab", "lab")
+    subprocess.run([lab_cmd, "link", "edge1", "--rate", "100mbit"], check=True, capture_output=True)
+    yield
+    subprocess.run([lab_cmd, "link", "edge1", "--clear"], check=True, capture_output=True)
+
+
+def test_link_cut_during_warmup_transfer(lab, openface, slow_link):
     workdir = lab["edge2"]["checkpoint_dir"]
     cut = " ".join(in_netns(lab["edge1"], "iptables", *CUT))
     # A watcher, detached from the hook (whose output Ansible waits for), cuts the link once

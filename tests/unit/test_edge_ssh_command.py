@@ -10,11 +10,14 @@ import subprocess
 import sys
 
 import pytest
+from ansible.module_utils.edge_progress import RSYNC_PROGRESS_ARGS
 from ansible.module_utils.edge_transfer import (
     CPUINFO_CHECK,
+    ITEMIZE_ARGS,
     REFUSED,
     REMOVE,
     TransferError,
+    parse_stats,
     push,
     remote_command,
     rsync_command,
@@ -97,6 +100,7 @@ def test_rsync_into_anything_but_a_directory_below_a_root_is_refused(edge, dest)
     "-logDtpre.iLsfxCIvu --files-from=/etc/shadow", "-logDtpre.iLsfxCIvu --timeout=x", "-logDtpre.iLsfxCIvu -Bx",
     "-logDtpre.iLsfxCIvu --timeout", "-logDtpre.iLsfxCIvu --delete=1", "-logDtpre.iLsfxCIvu --server",
     "-logDtpre.iLsfxCIvu --config=/etc/x", "-logDtpre.iLsfxCIvu -T /etc", "-logDtpre.iLsfxCIvu x",
+    "-logDtpre.iLsfxCIvu --log-format=%n", "-logDtpre.iLsfxCIvu --log-format=%i%f",
 ])
 def test_rsync_options_outside_the_allow_list_are_refused(edge, options):
     assert refused(edge, "rsync --server %s . %s/work/m1/" % (options, edge))
@@ -167,6 +171,18 @@ def test_a_push_goes_through_the_forced_command_and_leaves_its_marker(edge, tmp_
     assert proc.returncode == 0, proc.stderr
     assert (dest / "pages-1.img").read_bytes() == (src / "pages-1.img").read_bytes()
     assert marker.exists() and os.stat(dest.parent).st_mode & 0o777 == 0o700
+
+
+def test_a_push_with_its_changes_and_progress_goes_through_and_says_what_changed(edge, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "pages-1.img").write_bytes(os.urandom(100000))
+    dest = edge / "work" / "m2" / "base"
+    argv = rsync_command(str(src), "h", str(dest), extra_args=ITEMIZE_ARGS + RSYNC_PROGRESS_ARGS)
+    for changed in (2, 0):  # the directory and the file, then nothing
+        proc = via_forced_command(edge, tmp_path, argv)
+        assert proc.returncode == 0, proc.stderr
+        assert parse_stats(proc.stdout.replace("\r", "\n"))["items_changed"] == changed, proc.stdout
 
 
 def test_a_push_outside_the_roots_fails_and_writes_nothing(edge, tmp_path):

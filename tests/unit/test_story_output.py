@@ -88,6 +88,8 @@ def test_a_transfer_in_the_background_shows_its_progress_until_it_ends(tmp_path)
 
 def test_progress_from_an_edge_is_shown_only_when_it_looks_like_figures():
     assert describe_progress({"bytes": 5_000_000}) == ": 5.0 MB"
+    assert describe_progress({"bytes": 9, "total_bytes": 9, "percent": 100, "time_left": "0:02:04"}).endswith(
+        "(100%), took 0:02:04")
     assert describe_progress({"bytes": "5", "percent": 3}) == ""
     assert describe_progress(["bytes"]) == ""
     shown = describe_progress({"bytes": 1, "rate": "\x1b[2J{{ lookup('pipe', 'id') }}", "time_left": "0:00:01"})

@@ -48,7 +48,9 @@ LONG_FLAGS = {"--delete", "--delete-before", "--delete-during", "--delete-delay"
               "--fsync", "--size-only", "--force", "--old-compress", "--new-compress"}
 LONG_VALUES = {"--timeout": NUMBER, "--contimeout": NUMBER, "--block-size": NUMBER, "--compress-level": NUMBER,
                "--compress-choice": re.compile(r"^(zstd|lz4|zlibx|zlib|none)$"),
-               "--checksum-choice": re.compile(r"^[a-z0-9,]{1,40}$"), "--bwlimit": re.compile(r"^[0-9.]{1,12}[KMG]?$")}
+               "--checksum-choice": re.compile(r"^[a-z0-9,]{1,40}$"), "--bwlimit": re.compile(r"^[0-9.]{1,12}[KMG]?$"),
+               # what --itemize-changes asks of the receiver: the change of each item, on the client's stream
+               "--log-format": re.compile(r"^%i$")}
 # The compatibility flags a client sends after -e in the server's option bundle (not a shell).
 COMPAT = re.compile(r"^[.A-Za-z0-9]*$")
 
