@@ -37,17 +37,27 @@ class CallbackModule(DefaultCallback):
 
 def describe_progress(progress):
     """': 33.6 of 268.4 MB (12%), 2.34MB/s, 0:01:20 left' from edge_sync_progress's figures
-    (an edge's answer: shown only when the figures have the expected types)."""
-    if not isinstance(progress, dict) or not isinstance(progress.get("bytes"), int):
-        return ""
-    total = progress.get("total_bytes")
-    text = ": %.1f%s MB" % (progress["bytes"] / 1e6, " of %.1f" % (total / 1e6) if isinstance(total, int) else "")
-    if isinstance(progress.get("percent"), int):
-        text += " (%d%%)" % progress["percent"]
-    # At 100 % rsync prints the time the copy took where the time left was.
-    done = progress.get("done") or progress.get("percent") == 100
-    for key, form in (("rate", ", %s"), ("time_left", ", took %s" if done else ", %s left")):
+    (an edge's answer: shown only when the figures have the expected types and sizes)."""
+    def number(key, limit):
         value = progress.get(key)
-        if isinstance(value, str) and value.replace(".", "").replace(":", "").replace("/", "").isalnum():
-            text += form % value
+        return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit else None
+
+    def word(key):
+        value = progress.get(key)
+        ok = isinstance(value, str) and len(value) <= 20 and value.replace(".", "").replace(":", "").replace(
+            "/", "").isascii() and value.replace(".", "").replace(":", "").replace("/", "").isalnum()
+        return value if ok else None
+
+    if not isinstance(progress, dict) or number("bytes", 1 << 60) is None:
+        return ""
+    total = number("total_bytes", 1 << 60)
+    text = ": %.1f%s MB" % (progress["bytes"] / 1e6, " of %.1f" % (total / 1e6) if total is not None else "")
+    percent = number("percent", 100)
+    if percent is not None:
+        text += " (%d%%)" % percent
+    # At 100 % rsync prints the time the copy took where the time left was.
+    done = progress.get("done") is True or percent == 100
+    for key, form in (("rate", ", %s"), ("time_left", ", took %s" if done else ", %s left")):
+        if word(key):
+            text += form % word(key)
     return text

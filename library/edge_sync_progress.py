@@ -5,29 +5,32 @@ DOCUMENTATION = r"""
 module: edge_sync_progress
 short_description: Report the progress of an edge_sync running in the background
 description:
-  - Reads the progress file of an M(edge_sync) started with C(async) and C(poll) 0 (its
-    I(progress_file)), and that job's status file, and returns both. Repeated with C(until)
-    on I(finished), each retry shows how far the transfer has come (the C(edge_story)
-    callback prints it), instead of a silent wait.
+  - Watches an M(edge_sync) started with C(async) and C(poll) 0, that is its job's status file
+    (I(results_file)) and its I(progress_file). Returns as soon as the job has ended, or after
+    I(wait) seconds with the transfer's progress. Repeated with C(until) on I(finished), each
+    retry shows how far the transfer has come (the C(edge_story) callback prints it) instead of
+    a silent wait, and the loop ends at most a tenth of a second after the transfer.
   - Changes nothing; the transfer's own result comes from M(ansible.builtin.async_status)
     once I(finished) is true.
 options:
-  jid:
-    description: The C(ansible_job_id) of the background M(edge_sync).
-    type: str
+  results_file:
+    description: The C(results_file) of the background M(edge_sync)'s registered result.
+    type: path
     required: true
   progress_file:
     description: The I(progress_file) given to that M(edge_sync).
     type: path
     required: true
-  async_dir:
-    description: Where Ansible keeps the job's status file on this host (its C(async_dir)).
-    type: path
-    default: ~/.ansible_async
+  wait:
+    description: Seconds to watch the job before returning with its progress, when it has not ended.
+    type: float
+    default: 2
 attributes:
   check_mode:
     support: full
     description: Reads only.
+notes:
+  - A status file that is not there (yet) is a job that has not ended; bound the wait with C(retries).
 seealso:
   - module: ansible.builtin.async_status
 author: edge-migrate developers (!UNKNOWN)
@@ -36,19 +39,21 @@ author: edge-migrate developers (!UNKNOWN)
 EXAMPLES = r"""
 - name: The checkpoint on its way to the destination
   edge_sync_progress:
-    jid: "{{ copy_job.ansible_job_id }}"
+    results_file: "{{ copy_job.results_file }}"
     progress_file: /var/lib/edge-migrate/openface-1/warmup.progress
+    wait: 2
   register: copy_progress
   until: copy_progress.finished
   retries: 1800
-  delay: 2
+  delay: 0
 """
 
 RETURN = r"""
 finished:
-  description: The background job has ended (successfully or not), or its status file is gone.
+  description: The background job has ended, successfully or not.
   type: bool
   returned: always
+  sample: false
 progress:
   description: What the transfer last reported, empty before it has reported anything.
   type: dict
@@ -67,7 +72,7 @@ progress:
       description: Current rate, as rsync prints it (e.g. C(2.34MB/s)).
       type: str
     time_left:
-      description: Time left at that rate, H:MM:SS.
+      description: Time left at that rate, H:MM:SS (at 100 %, the time the copy took).
       type: str
     done:
       description: rsync has exited.
@@ -76,37 +81,38 @@ progress:
 """
 
 import json
-import os
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_progress import read_progress
 
 SHOWN = ("bytes", "total_bytes", "percent", "rate", "time_left", "done")
+CHECK_EVERY = 0.1
 
 
-def job_finished(async_dir, jid):
-    """As async_status decides: a status file without `started` holds the module's result."""
-    path = os.path.join(async_dir, jid)  # a path option: Ansible expanded ~ already
+def job_finished(results_file):
+    """As async_status decides: a status file without `started` holds the module's result. One
+    not written yet (async_wrapper may return before its job has written it) has not ended."""
     try:
-        with open(path) as handle:
+        with open(results_file) as handle:
             data = json.load(handle)
-    except FileNotFoundError:
-        return True
-    except (OSError, ValueError):  # being written
+    except (OSError, ValueError):  # not there yet, or being written
         return False
     return not isinstance(data, dict) or "started" not in data or bool(data.get("finished"))
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(
-        jid=dict(type="str", required=True),
+        results_file=dict(type="path", required=True),
         progress_file=dict(type="path", required=True),
-        async_dir=dict(type="path", default="~/.ansible_async")), supports_check_mode=True)
-    jid = module.params["jid"]
-    if not jid or "/" in jid or jid in (".", ".."):
-        module.fail_json(msg="jid %r is not a job id" % jid)
+        wait=dict(type="float", default=2)), supports_check_mode=True)
+    deadline = time.monotonic() + max(0.0, min(module.params["wait"], 60.0))
+    finished = job_finished(module.params["results_file"])
+    while not finished and time.monotonic() < deadline:
+        time.sleep(CHECK_EVERY)
+        finished = job_finished(module.params["results_file"])
     progress = read_progress(module.params["progress_file"]) or {}
-    module.exit_json(changed=False, finished=job_finished(module.params["async_dir"], jid),
+    module.exit_json(changed=False, finished=finished,
                      progress={key: progress[key] for key in SHOWN if key in progress})
 
 

@@ -35,6 +35,15 @@ def write_progress(path, progress):
     os.replace(tmp, path)
 
 
+def show_progress(path, progress):
+    """write_progress for display only: a file that cannot be written (a full disk, the directory
+    gone) never stops the transfer it describes."""
+    try:
+        write_progress(path, progress)
+    except OSError:
+        pass
+
+
 def read_progress(path):
     """What write_progress last wrote, or None (not there yet, or not JSON: an edge's file is
     only ever shown, never trusted)."""
@@ -52,7 +61,7 @@ def progress_runner(progress_file, total_bytes=None, clock=time.monotonic):
     total_bytes, done}). The stdout returned has rsync's carriage returns as newlines."""
     def run(argv):
         started = {"pid": os.getpid(), "total_bytes": total_bytes, "done": False, "bytes": 0}
-        write_progress(progress_file, started)
+        show_progress(progress_file, started)
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         errors = []
         reader = threading.Thread(target=lambda: errors.append(proc.stderr.read()), daemon=True)
@@ -67,7 +76,7 @@ def progress_runner(progress_file, total_bytes=None, clock=time.monotonic):
             pending = (pending + text)[-4096:]
             figures = parse_progress(pending)
             if figures and clock() - last_write >= WRITE_EVERY:
-                write_progress(progress_file, dict(started, **figures))
+                show_progress(progress_file, dict(started, **figures))
                 last_write = clock()
         rc = proc.wait()
         reader.join()
@@ -75,6 +84,6 @@ def progress_runner(progress_file, total_bytes=None, clock=time.monotonic):
         final = dict(started, **(parse_progress(out) or {}))
         final["done"] = True
         final["rc"] = rc
-        write_progress(progress_file, final)
+        show_progress(progress_file, final)
         return rc, out.replace("\r", "\n"), (errors[0] if errors else b"").decode("utf-8", "replace")
     return run

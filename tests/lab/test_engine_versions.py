@@ -205,9 +205,9 @@ def sid_on_containerd_store(edges):
                 time.sleep(0.2)
         raise AssertionError("Docker on %s did not come back" % name)
 
-    info = restart_docker(json.dumps(settings, indent=4))
-    assert ["driver-type", "io.containerd.snapshotter.v1"] in info["DriverStatus"], info["DriverStatus"]
     try:
+        info = restart_docker(json.dumps(settings, indent=4))
+        assert ["driver-type", "io.containerd.snapshotter.v1"] in info["DriverStatus"], info["DriverStatus"]
         yield name
     finally:
         remove(edges, "versions-containerd-store")

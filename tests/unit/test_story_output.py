@@ -54,7 +54,7 @@ PROGRESS_PLAYBOOK = """- hosts: localhost
   gather_facts: false
   tasks:
     - name: Something long in the background
-      ansible.builtin.command: sleep 3
+      ansible.builtin.command: sleep 8
       async: 60
       poll: 0
       register: job
@@ -62,12 +62,13 @@ PROGRESS_PLAYBOOK = """- hosts: localhost
 
     - name: The copy on its way
       edge_sync_progress:
-        jid: "{{ job.ansible_job_id }}"
+        results_file: "{{ job.results_file }}"
         progress_file: %s
+        wait: 1
       register: progress
       until: progress.finished
-      retries: 30
-      delay: 1
+      retries: 60
+      delay: 0
 """
 
 
@@ -81,7 +82,7 @@ def test_a_transfer_in_the_background_shows_its_progress_until_it_ends(tmp_path)
                           env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = [line for line in proc.stdout.splitlines() if line.startswith("waiting [localhost] The copy on its way")]
-    assert len(lines) >= 2, proc.stdout  # the job runs 3 s, checked every second
+    assert len(lines) >= 2, proc.stdout  # the job runs 8 s, watched a second at a time
     assert lines[0].endswith(": 33.6 of 268.4 MB (12%), 2.34MB/s, 0:01:20 left"), lines[0]
     assert "FAILED" not in proc.stdout
 
@@ -92,5 +93,7 @@ def test_progress_from_an_edge_is_shown_only_when_it_looks_like_figures():
         "(100%), took 0:02:04")
     assert describe_progress({"bytes": "5", "percent": 3}) == ""
     assert describe_progress(["bytes"]) == ""
+    assert describe_progress({"bytes": 10 ** 400}) == "" and describe_progress({"bytes": True}) == ""
+    assert describe_progress({"bytes": 1, "rate": "9" * 5000}) == ": 0.0 MB"
     shown = describe_progress({"bytes": 1, "rate": "\x1b[2J{{ lookup('pipe', 'id') }}", "time_left": "0:00:01"})
     assert "lookup" not in shown and "\x1b" not in shown and shown.endswith("0:00:01 left")

@@ -100,7 +100,7 @@ def parse_rsync(args):
             name, _eq, value = option.partition("=")
             if name in LONG_FLAGS and not _eq:
                 pass
-            elif name in LONG_VALUES and _eq and LONG_VALUES[name].match(value):
+            elif name in LONG_VALUES and _eq and LONG_VALUES[name].fullmatch(value):
                 pass
             else:
                 raise Refused("rsync option %s is not allowed here" % option)
@@ -118,11 +118,11 @@ def _short_bundle(option):
     letters = option[1:]
     for index, letter in enumerate(letters):
         if letter == "e":
-            if not COMPAT.match(letters[index + 1:]) or index + 1 == len(letters):
+            if not COMPAT.fullmatch(letters[index + 1:]) or index + 1 == len(letters):
                 raise Refused("rsync option %s is not allowed here (-e)" % option)
             return
         if letter == "B":
-            if not NUMBER.match(letters[index + 1:]):
+            if not NUMBER.fullmatch(letters[index + 1:]):
                 raise Refused("rsync option %s is not allowed here" % option)
             return
         if letter not in SHORT_FLAGS:
