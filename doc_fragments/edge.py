@@ -103,3 +103,14 @@ options:
     type: bool
     default: true
 """
+
+    # A module that only reads.
+    READ_ONLY = r"""
+attributes:
+  check_mode:
+    support: full
+    description: Reads only; the same in check mode.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+"""

@@ -24,6 +24,19 @@ options:
     description: Seconds to wait for a restore that holds the claim to end.
     type: float
     default: 180
+attributes:
+  check_mode:
+    support: full
+    description: Reads the claim file and reports whether this call would call the restore off; creates
+      nothing and does not wait for a restore at work.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+notes:
+  - Runs on the destination edge, where the restore waits (C(delegate_to) the destination).
+seealso:
+  - module: edge_restore
+    description: The restore that I(wait_for_file) and I(claim_file) make wait for the source.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -43,10 +56,12 @@ restore:
       or C(restoring) (still at work after I(wait_timeout)).
   type: str
   returned: always
+  sample: called-off
 called_off:
   description: Whether this call made the waiting restore give up.
   type: bool
   returned: always
+  sample: true
 """
 
 import os

@@ -38,6 +38,23 @@ extends_documentation_fragment:
   - edge
   - edge.checkpoint
 requirements: [docker (Python SDK), CRIU on the host]
+attributes:
+  check_mode:
+    support: full
+    description: Checks that the container runs; takes no checkpoint and returns only I(path).
+  diff_mode:
+    support: none
+    description: Returns no diff.
+notes:
+  - With I(leave_running=false) the container's restart policy is set to C(no) before the dump;
+    M(edge_container) with I(state=present) and I(restart_policy) gives it back.
+seealso:
+  - module: edge_sync
+    description: Pushes the checkpoint to the destination.
+  - module: edge_delta
+    description: Delta of a later checkpoint against this one.
+  - module: edge_restore
+    description: Starts the container from the checkpoint on the destination.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -55,38 +72,54 @@ path:
   description: Directory holding the memory images.
   type: str
   returned: success
+  sample: /var/lib/edge-migrate/openface-1/base
 size_bytes:
   description: Total size of the images.
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 268435456
 pages_sha256:
   description: sha256 of each memory pages file.
   type: dict
-  returned: when I(pages_checksums) is true
+  returned: when I(pages_checksums) is true, not in check mode
+  sample: {pages-1.img: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}
 files:
   description: Number of image files.
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 42
 duration_s:
   description: Time the checkpoint took, in seconds.
   type: float
-  returned: success
+  returned: success, not in check mode
+  sample: 1.8342
 method:
   description: How the checkpoint was taken (C(runc) or C(docker)).
   type: str
-  returned: success
+  returned: success, not in check mode
+  sample: runc
 restart_policy:
   description: The container's restart policy before the checkpoint (set to C(no) when it stops the container).
   type: dict
-  returned: success
+  returned: success, not in check mode
+  contains:
+    Name:
+      description: The policy's name (C(no), C(always), C(unless-stopped), C(on-failure)).
+      type: str
+    MaximumRetryCount:
+      description: Retries of C(on-failure).
+      type: int
+  sample: {Name: unless-stopped, MaximumRetryCount: 0}
 criu_dump:
   description: CRIU's own dump statistics (times in seconds, page counts); empty with I(method=docker).
   type: dict
-  returned: success
+  returned: success, not in check mode
+  sample: {freezing_time: 0.0012, frozen_time: 0.9871, memdump_time: 0.4123, pages_written: 65536}
 started_at:
   description: Epoch time at which the dump began (the container is frozen from then on when not left running).
   type: float
-  returned: success
+  returned: success, not in check mode
+  sample: 1764129600.123
 """
 
 import os

@@ -29,6 +29,16 @@ options:
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK)]
+attributes:
+  check_mode:
+    support: full
+    description: Reports what it would stop, remove or change (C(changed), I(existed)) and does none of it.
+  diff_mode:
+    support: partial
+    description: With I(state=present), the restart policy before and after (returned in every mode).
+seealso:
+  - module: edge_freeze
+    description: Sets the restart policy to C(no) before the final checkpoint.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -50,6 +60,7 @@ existed:
   description: Whether a container of that name was there.
   type: bool
   returned: always
+  sample: true
 stopped_at:
   description:
     - Epoch time at which the container was gone (stopped or removed), the service's last
@@ -57,6 +68,7 @@ stopped_at:
       period (I(stop_timeout)), so this is taken after the stop, not before it.
   type: float
   returned: when changed
+  sample: 1764129612.456
 """
 
 import time

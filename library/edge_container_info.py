@@ -33,7 +33,13 @@ options:
     default: true
 extends_documentation_fragment:
   - edge
+  - edge.read_only
 requirements: [docker (Python SDK)]
+seealso:
+  - module: edge_network
+    description: Makes the networks it returns on a destination.
+  - module: edge_restore
+    description: Creates the container from its I(config) on a destination.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -50,14 +56,40 @@ exists:
   description: Whether a container of that name exists.
   type: bool
   returned: always
+  sample: true
 running:
   description: Whether it is running.
   type: bool
   returned: always
+  sample: true
 container:
   description: Id, name, image, status, running, pid, restart_policy.
   type: dict
   returned: when exists
+  contains:
+    id:
+      description: Full id of the container.
+      type: str
+    name:
+      description: Its name, without the leading slash.
+      type: str
+    image:
+      description: How it names its image (C(Config.Image)).
+      type: str
+    status:
+      description: Docker's state (C(running), C(exited)...).
+      type: str
+    running:
+      description: Whether it is running.
+      type: bool
+    pid:
+      description: Host pid of its main process (0 when not running).
+      type: int
+    restart_policy:
+      description: Name of its restart policy (empty when none).
+      type: str
+  sample: {id: 4f2a9c0e1b3d..., name: openface, image: 'openface:latest', status: running, running: true,
+           pid: 12345, restart_policy: unless-stopped}
 config:
   description:
     - Portable configuration (Docker create body) to create the same container on another
@@ -65,6 +97,7 @@ config:
       addresses it has there.
   type: dict
   returned: when exists
+  sample: {Image: 'openface:latest', Cmd: [python3, server.py], HostConfig: {RestartPolicy: {Name: 'no'}}}
 image:
   description:
     - The container's image, by identity; id (C(sha256:...)), repo_digests (the
@@ -73,6 +106,24 @@ image:
       longer has the image.
   type: dict
   returned: when exists
+  contains:
+    id:
+      description: Image id (C(sha256:...)).
+      type: str
+    repo_digests:
+      description: The C(repo@sha256:...) references a registry has it under.
+      type: list
+      elements: str
+    repo_tags:
+      description: Its tags on this host.
+      type: list
+      elements: str
+    layers:
+      description: Its C(RootFS.Layers) diff ids.
+      type: list
+      elements: str
+  sample: {id: 'sha256:7d3f...', repo_digests: ['10.77.0.1:5000/openface@sha256:ab12...'],
+           repo_tags: ['10.77.0.1:5000/openface:latest'], layers: ['sha256:5f70...', 'sha256:9c1e...']}
 networks:
   description:
     - The container's user-defined networks (not bridge, host, none), each with name,
@@ -82,26 +133,51 @@ networks:
   type: list
   elements: dict
   returned: when exists
+  sample: [{name: appnet, driver: bridge, scope: local, internal: false, attachable: false, enable_ipv6: false}]
 memory_bytes:
   description: Memory the container's cgroup uses, in bytes (0 if not running).
   type: int
   returned: always
+  sample: 157286400
 engine:
   description: Docker Engine version, API version, experimental flag, data root, runtimes.
   type: dict
   returned: always
+  sample: {version: 27.3.1, api_version: '1.47', experimental: true, root_dir: /var/lib/docker, runtimes:
+    [edge-migrate, runc]}
 tools:
   description: Versions of criu, xdelta3 and rsync on this host (null when missing).
   type: dict
   returned: always
+  contains:
+    criu:
+      description: First line of C(criu --version), null when missing.
+      type: str
+    xdelta3:
+      description: First line of C(xdelta3 -V), null when missing.
+      type: str
+    rsync:
+      description: First line of C(rsync --version), null when missing.
+      type: str
+  sample: {criu: 'Version: 3.19', xdelta3: 'Xdelta version 3.0.11, Copyright (C) Joshua MacDonald',
+           rsync: rsync  version 3.2.7  protocol version 31}
 criu_check:
   description: Whether C(criu check) passed (ok) and its last line of output (message).
   type: dict
   returned: when check_criu
+  contains:
+    ok:
+      description: Whether C(criu check) passed.
+      type: bool
+    message:
+      description: Its last line of output.
+      type: str
+  sample: {ok: true, message: Looks good.}
 disk_free_bytes:
   description: Free bytes in I(workdir) (or its nearest existing parent).
   type: int
   returned: when workdir is given
+  sample: 53687091200
 storage:
   description:
     - The engine's storage driver (driver), where it keeps images and container layers
@@ -113,6 +189,7 @@ storage:
       local volume whose content is a directory of this host), used_by (other containers) and size).
   type: dict
   returned: always
+  sample: {driver: overlay2, image_store: graphdriver, root_dir: /var/lib/docker, root_free_bytes: 53687091200}
 dump_access:
   description:
     - What decides whether CRIU can dump the running container here, process_uids (the real
@@ -120,6 +197,15 @@ dump_access:
       here has CAP_SYS_RESOURCE; without it CRIU cannot dump a process of another uid).
   type: dict
   returned: when the container runs
+  contains:
+    process_uids:
+      description: The real uids of the container's processes, as the host numbers them.
+      type: list
+      elements: int
+    cap_sys_resource:
+      description: Whether root here has CAP_SYS_RESOURCE.
+      type: bool
+  sample: {process_uids: [0], cap_sys_resource: true}
 leftovers:
   description:
     - Directories of earlier migrations of this container under I(workdir), each with
@@ -130,6 +216,8 @@ leftovers:
   type: list
   elements: dict
   returned: when workdir is given
+  sample: [{path: /var/lib/edge-migrate/openface-20261125T101500, migration_id: openface-20261125T101500,
+    final_complete: false, restart_policy: null, prepared: null}]
 """
 
 import os

@@ -38,6 +38,19 @@ options:
 extends_documentation_fragment:
   - edge.delta
 requirements: [xdelta3 on the host]
+attributes:
+  check_mode:
+    support: full
+    description: Checks that both checkpoints are there and xdelta3 is installed; writes no delta and returns
+      none of the sizes.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_checkpoint
+    description: Takes the checkpoints compared.
+  - module: edge_patch
+    description: Rebuilds the target checkpoint from the delta on the destination.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -53,19 +66,23 @@ RETURN = r"""
 bytes:
   description: Size of what the delta directory holds (what has to be sent).
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 4194304
 target_bytes:
   description: Size of the target checkpoint.
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 268435456
 files:
   description: Target file count.
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 42
 duration_s:
   description: Seconds spent.
   type: float
-  returned: success
+  returned: success, not in check mode
+  sample: 0.9312
 """
 
 import os

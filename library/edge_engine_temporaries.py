@@ -27,6 +27,13 @@ options:
     elements: path
     default: [/tmp]
 requirements: []
+attributes:
+  check_mode:
+    support: full
+    description: Lists in I(removed) the copies it would remove, with their I(bytes); removes none.
+  diff_mode:
+    support: none
+    description: Returns no diff.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -42,10 +49,12 @@ removed:
   type: list
   elements: str
   returned: always
+  sample: [/tmp/ctrd-checkpoint1234567890]
 bytes:
   description: Bytes in them.
   type: int
   returned: always
+  sample: 268435456
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -44,6 +44,22 @@ extends_documentation_fragment:
   - edge.checkpoint
   - edge.sync
 requirements: [docker (Python SDK), CRIU, xdelta3, rsync, ssh]
+attributes:
+  check_mode:
+    support: partial
+    description: Can run in check mode and return what it would do, in part.
+    details: Checks the tools and that the container runs, then stops; takes no checkpoint and probes
+      nothing, so I(measurements) is not returned.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+notes:
+  - Each of the two checkpoints pauses the running service for as long as CRIU's dump takes.
+seealso:
+  - module: edge_estimate_mark
+    description: Measures the destination's side.
+  - module: edge_estimate_report
+    description: Turns the measurements into predictions per strategy.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -68,19 +84,24 @@ measurements:
       link_bps, rtt_s, criu_frozen_s, layer_push_s (a push of the files the container wrote in
       its layer, as a migration that copies the layer does).
   type: dict
-  returned: success
+  returned: success, not in check mode
+  sample: {checkpoint_bytes: 268435456, checkpoint_s: 1.21, delta_bytes: 8388608, dirty_Bps: 1677721.6, link_bps:
+    94371840, rtt_s: 0.0021}
 started_at:
   description: Epoch time at which the module started.
   type: float
   returned: always
+  sample: 1764129600.123
 finished_at:
   description: Epoch time at which the module finished its work.
   type: float
   returned: always
+  sample: 1764129631.456
 duration_s:
   description: Seconds the module worked.
   type: float
   returned: always
+  sample: 31.3331
 """
 
 import inspect as pyinspect

@@ -17,6 +17,18 @@ options:
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK)]
+attributes:
+  check_mode:
+    support: partial
+    description: Can run in check mode and return what it would do, in part.
+    details: Pulls nothing and returns only the times; C(changed) is false even when a pull would bring
+      the image.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_estimate
+    description: Measures the source's side.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -31,22 +43,27 @@ started_at:
   description: Epoch time at which the module started.
   type: float
   returned: always
+  sample: 1764129631.789
 finished_at:
   description: Epoch time at which the module finished its work.
   type: float
   returned: always
+  sample: 1764129634.012
 duration_s:
   description: Seconds the module worked.
   type: float
   returned: always
+  sample: 2.2231
 image_present:
   description: Whether the image was on this host before the pull.
   type: bool
-  returned: when image is given
+  returned: when I(image) is given, not in check mode
+  sample: true
 pull_s:
   description: Seconds the pull took.
   type: float
-  returned: when image is given
+  returned: when I(image) is given, not in check mode
+  sample: 2.1874
 """
 
 import time

@@ -77,6 +77,20 @@ options:
     description: Directory of the migration reports; the estimate goes to its C(estimates) subdirectory.
     type: path
     default: reports
+attributes:
+  check_mode:
+    support: partial
+    description: Can run in check mode and return what it would do, in part.
+    details: Computes and returns the predictions but writes no estimate (no I(path)) and reports
+      C(changed=false).
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_estimate
+    description: What it measured on the source.
+  - module: edge_estimate_mark
+    description: What it measured on the destination.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -96,35 +110,43 @@ predictions:
   description: Per strategy - total_s, downtime_s, keeps_state, bytes_warmup, bytes_freeze, phases, basis.
   type: dict
   returned: success
+  sample: {delta: {total_s: 41.2, downtime_s: 2.8, keeps_state: true, bytes_warmup: 268435456, bytes_freeze: 8388608}}
 predictions_model:
   description: The model's predictions before the correction by earlier migrations.
   type: dict
   returned: success
+  sample: {delta: {total_s: 40.1, downtime_s: 2.6, keeps_state: true}}
 correction:
   description: Per strategy, the factors applied to total_s and downtime_s and the number of pairs they come from.
   type: dict
   returned: success
+  sample: {delta: {total: 1.0, downtime: 1.08, pairs: 5}}
 reference:
   description: The reference prototype's model on the same measurements (t_pre, t_mig, total_s, downtime_s).
   type: dict
   returned: success
+  sample: {t_pre: 35.4, t_mig: 3.1, total_s: 38.5, downtime_s: 3.1}
 chosen:
   description: The allowed strategy with the smallest predicted downtime.
   type: str
   returned: success
+  sample: delta
 calibration:
   description: The constants used and where each came from (earlier reports or defaults).
   type: dict
   returned: success
+  sample: {restore_s: {value: 0.9, from: reports}, final_extra_s: {value: 0.3, from: default}}
 table:
   description: The predictions as lines of a table.
   type: list
   elements: str
   returned: success
+  sample: ['strategy    total_s  downtime_s', 'delta          41.2         2.8']
 path:
   description: Path of the JSON estimate.
   type: str
   returned: success, not in check mode
+  sample: reports/estimates/20261126T040000123456Z-openface.json
 """
 
 import datetime

@@ -26,7 +26,11 @@ options:
     default: 1.0
 extends_documentation_fragment:
   - edge
+  - edge.read_only
 requirements: [docker (Python SDK)]
+seealso:
+  - module: edge_fleet_plan
+    description: Plans the fleet's migrations from these facts.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -44,44 +48,54 @@ containers:
   type: list
   elements: dict
   returned: always
+  sample: [{name: openface, id: 4f2a9c0e1b3d..., image: 'openface:latest', memory_bytes: 157286400, cpu_cores: 0.35}]
 names:
   description: Names of every container on the engine, running or not.
   type: list
   elements: str
   returned: always
+  sample: [openface, notes]
 memory_bytes:
   description: Memory capacity of the edge.
   type: int
   returned: always
+  sample: 4294967296
 memory_available_bytes:
   description: The kernel's MemAvailable.
   type: int
   returned: always
+  sample: 3221225472
 containers_memory_bytes:
   description: Memory the running containers use.
   type: int
   returned: always
+  sample: 314572800
 free_memory_bytes:
   description: Capacity less what the containers use, at most MemAvailable.
   type: int
   returned: always
+  sample: 2906652672
 cpus:
   description: CPUs of the edge.
   type: float
   returned: always
+  sample: 4.0
 cpu_cores_used:
   description: CPU cores the running containers used over the sample.
   type: float
   returned: always
+  sample: 0.52
 load:
   description: cpu_cores_used / cpus.
   type: float
   returned: always
+  sample: 0.13
 loadavg:
   description: The host's 1, 5 and 15 minute load averages (the machine's, shared by edges that share a kernel).
   type: list
   elements: float
   returned: always
+  sample: [0.42, 0.35, 0.3]
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -59,6 +59,18 @@ options:
     description: CPU cores a service counts for at least when destinations are chosen.
     type: float
     default: 0.1
+attributes:
+  check_mode:
+    support: full
+    description: Changes nothing in any mode.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_fleet_facts
+    description: What each edge runs, for I(facts).
+  - module: edge_fleet_run
+    description: Runs the planned migrations.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -79,25 +91,31 @@ migrations:
   type: list
   elements: dict
   returned: success
+  sample: [{service: openface, source: edge1, destination: edge2, strategy: delta, hooks: {}, memory_bytes:
+    157286400, cpu_cores: 0.35}]
 placements:
   description: For an evacuation, each candidate edge's free memory, load, assigned services and pressure afterwards.
   type: list
   elements: dict
   returned: success
+  sample: [{edge: edge2, free_memory_bytes: 2906652672, load: 0.13, assigned: [openface], pressure: 0.22}]
 mode:
   description: plan or evacuate.
   type: str
   returned: always
+  sample: evacuate
 summary:
   description: One line per migration - service, source, destination, strategy, memory.
   type: list
   elements: str
   returned: success
+  sample: ['openface  edge1 -> edge2  delta  150 MiB']
 errors:
   description: Every reason the plan was rejected.
   type: list
   elements: str
   returned: failure
+  sample: ['entry 2: service notes runs nowhere']
 """
 
 import os

@@ -40,6 +40,20 @@ options:
     description: Directory of the fleet reports.
     type: path
     default: reports/fleet
+attributes:
+  check_mode:
+    support: partial
+    description: Can run in check mode and return what it would do, in part.
+    details: Builds and returns the report and its summary but writes no file (no I(path) or
+      I(markdown_path)) and reports C(changed=false).
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_fleet_run
+    description: The results it reports.
+  - module: edge_fleet_plan
+    description: The plan it reports.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -58,19 +72,23 @@ report:
   description: The report.
   type: dict
   returned: always
+  sample: {fleet_id: 20261126T000000Z, request: {mode: evacuate, evacuate: edge1}, migrations: [], results: []}
 path:
   description: Path of the JSON report.
   type: str
-  returned: success
+  returned: success, not in check mode
+  sample: reports/fleet/20261126T000000Z.json
 markdown_path:
   description: Path of the Markdown report.
   type: str
-  returned: success
+  returned: success, not in check mode
+  sample: reports/fleet/20261126T000000Z.md
 summary:
   description: A headline and a fixed-width table, one row per migration.
   type: list
   elements: str
   returned: always
+  sample: ['2 migrations, 2 migrated, wall 61.2 s (sum 98.4 s)', 'service   source  destination  outcome']
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -67,6 +67,20 @@ options:
   project_dir:
     description: Working directory of the runs (where ansible.cfg is). Default the playbook's directory.
     type: path
+attributes:
+  check_mode:
+    support: partial
+    description: Can run in check mode and return what it would do, in part.
+    details: Starts no migration; each result has only service, source, destination, strategy and
+      C(outcome=planned), and C(changed) is false.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_fleet_plan
+    description: Builds and checks I(migrations).
+  - module: edge_fleet_report
+    description: Writes the fleet's report from I(results).
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -92,18 +106,23 @@ results:
   type: list
   elements: dict
   returned: always
+  sample: [{service: openface, source: edge1, destination: edge2, strategy: delta, outcome: migrated, rc: 0,
+    duration_s: 48.2, downtime_s: 2.7, log: logs/fleet/openface.log}]
 started_at:
   description: When the first run started (epoch).
   type: float
   returned: always
+  sample: 1764129600.123
 finished_at:
   description: When the last run ended (epoch).
   type: float
   returned: always
+  sample: 1764129661.321
 max_parallel:
   description: The most runs that were going at the same time.
   type: int
   returned: always
+  sample: 2
 """
 
 import os

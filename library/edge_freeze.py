@@ -87,6 +87,25 @@ extends_documentation_fragment:
   - edge.checkpoint
   - edge.sync
 requirements: [docker (Python SDK), CRIU, xdelta3, rsync, ssh]
+attributes:
+  check_mode:
+    support: full
+    description: Checks that the container runs and the warm-up checkpoint is there; freezes and pushes
+      nothing (C(changed=true), C(frozen=false)).
+  diff_mode:
+    support: none
+    description: Returns no diff.
+notes:
+  - Runs on the source and pushes straight to the destination over SSH, where the destination's forced command
+    (role edge_ssh_trust) lets this host's key write only below the migration directories.
+seealso:
+  - module: edge_restore
+    description: Restores the pushed checkpoint on the destination (I(wait_for_file) waits for
+      I(done_marker)).
+  - module: edge_precopy
+    description: Warm-up rounds that make the final delta smaller.
+  - module: edge_delta
+    description: The same delta, as a module of its own.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -106,47 +125,59 @@ phases:
   description: Seconds per phase (checkpoint, xdelta_source, final_fs_sync (beside xdelta_source), final_rsync).
   type: dict
   returned: always
+  sample: {checkpoint: 1.2031, xdelta_source: 0.8123, final_fs_sync: 0.4012, final_rsync: 0.6231}
 frozen:
   description: Whether the container was checkpointed (and so is stopped).
   type: bool
   returned: always
+  sample: true
 frozen_at:
   description: Epoch time at which the final dump began.
   type: float
   returned: when frozen
+  sample: 1764129700.123
 final_dir:
   description: The final checkpoint on this host.
   type: str
   returned: always
+  sample: /var/lib/edge-migrate/openface-20261126T040000/final
 checkpoint_size:
   description: Size of the final checkpoint.
   type: int
   returned: when frozen
+  sample: 268435456
 bytes_sent:
   description: Bytes sent to the destination during the freeze.
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 8421376
 delta_bytes:
   description: Size of the delta (I(mode=delta)).
   type: int
-  returned: success
+  returned: success with I(mode=delta), not in check mode
+  sample: 8388608
 criu_dump:
   description: CRIU's own dump statistics (freezing, frozen, memdump, memwrite times in seconds, page counts).
   type: dict
   returned: when frozen
+  sample: {freezing_time: 0.0012, frozen_time: 1.1021, memdump_time: 0.4123, pages_written: 65536}
 method:
   description: How the checkpoint was taken (C(runc) or C(docker)).
   type: str
   returned: always
+  sample: runc
 fs_sync:
   description: One entry per I(also_push) directory (src, dest, unchanged, bytes_sent, files_transferred, duration_s).
   type: list
   elements: dict
-  returned: success
+  returned: success when I(also_push) is given, not in check mode
+  sample: [{src: /var/lib/docker/overlay2/3f1c.../diff, dest: /var/lib/docker/overlay2/9a2b.../diff, unchanged:
+    false, bytes_sent: 20480, files_transferred: 3, duration_s: 0.4012}]
 restart_policy:
   description: The container's restart policy before the freeze.
   type: dict
   returned: always
+  sample: {Name: unless-stopped, MaximumRetryCount: 0}
 """
 
 import concurrent.futures

@@ -36,6 +36,14 @@ attributes:
   check_mode:
     support: none
     description: The destination's forced command runs rsync's receiver only for real transfers.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_sync
+    description: Pushes a checkpoint directory.
+  - module: edge_volume
+    description: Makes the volumes on the destination before their content is pushed.
 requirements: [rsync (with ACL and xattr support) and ssh on both hosts, root on both]
 author: edge-migrate developers (!UNKNOWN)
 """
@@ -56,30 +64,38 @@ unchanged:
   description: Whether nothing was sent because nothing changed since I(since).
   type: bool
   returned: success
+  sample: false
 bytes_sent:
   description: Bytes rsync sent over the wire.
   type: int
   returned: success
+  sample: 20480
 files_transferred:
   description: Regular files sent.
   type: int
   returned: success
+  sample: 3
 started_at:
   description: Epoch time at which this push began (the I(since) of the next push).
   type: float
   returned: success
+  sample: 1764129600.123
 duration_s:
   description: Seconds spent.
   type: float
   returned: success
+  sample: 0.4012
 listing:
   description: The file the stable directories were written to.
   type: str
   returned: when I(listing) was written
+  sample: /var/lib/edge-migrate/openface-20261126T040000/layer.listing
 cmd:
   description: The rsync command run.
   type: str
   returned: when something was sent
+  sample: rsync -aHAX --numeric-ids --delete ... /var/lib/docker/overlay2/3f1c.../diff/
+    root@10.0.0.12:/var/lib/docker/overlay2/9a2b.../diff/
 """
 
 import os

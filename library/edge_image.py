@@ -49,6 +49,19 @@ options:
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK)]
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the image would be fetched or tagged; pulls, loads and tags nothing
+      (I(present) is whether it was here).
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_image_send
+    description: Sends the image when no registry can give it.
+  - module: edge_container_info
+    description: The source image's id, digests and layers.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -75,35 +88,43 @@ present:
   description: Whether this engine has the image now (in check mode, had it before).
   type: bool
   returned: always
+  sample: true
 how:
   description: C(present) (it was here), C(pulled) (by digest), C(loaded) (from I(archive_dir)), or null.
   type: str
   returned: always
+  sample: pulled
 pulled:
   description: The digest reference the image was pulled by.
   type: str
   returned: when how is pulled
+  sample: '10.77.0.1:5000/openface@sha256:ab12...'
 pull_errors:
   description: Why each digest pull tried did not give the image.
   type: list
   elements: str
   returned: always
+  sample: []
 layers_present:
   description: How many of the image's lowest layers this engine has.
   type: int
   returned: when the image is not present
+  sample: 3
 tagged:
   description: Whether I(name) was (or in check mode would be) set on the image here.
   type: bool
   returned: always
+  sample: true
 retagged_from:
   description: The image id I(name) named on this host before it was moved to the source's image.
   type: str
   returned: when a tag was moved
+  sample: 'sha256:1e4b...'
 duration_s:
   description: Seconds spent (pulls or the load included).
   type: float
   returned: success
+  sample: 3.2031
 """
 
 import os

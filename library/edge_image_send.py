@@ -30,6 +30,17 @@ extends_documentation_fragment:
   - edge
   - edge.sync
 requirements: [docker (Python SDK), rsync and ssh on both hosts]
+attributes:
+  check_mode:
+    support: full
+    description: Checks that the image is on this host; saves and sends nothing and returns none of the
+      counts.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_image
+    description: Loads what it sends on the destination (I(archive_dir)).
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -50,27 +61,33 @@ RETURN = r"""
 layers_total:
   description: Layers of the image.
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 5
 layers_sent:
   description: Layers whose files were sent.
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 2
 saved_bytes:
   description: Bytes of the saved image left to send (its configuration and the layers sent).
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 52428800
 bytes_sent:
   description: Bytes rsync sent over the wire.
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 52431234
 duration_s:
   description: Seconds spent (save and push).
   type: float
-  returned: success
+  returned: success, not in check mode
+  sample: 4.8123
 cmd:
   description: The rsync command run.
   type: str
-  returned: success
+  returned: success, not in check mode
+  sample: rsync -a ... /var/lib/edge-migrate/openface-1/image/ root@10.0.0.12:/var/lib/edge-migrate/openface-1/image/
 """
 
 import shutil

@@ -44,6 +44,19 @@ options:
     type: str
     choices: [present, absent]
     default: present
+attributes:
+  check_mode:
+    support: full
+    description: Decides as a real run would (a lock held by a live run fails, a stale one is returned in
+      I(stale)) but creates, renames and removes nothing.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+notes:
+  - Runs on an edge; I(owner) comes from M(edge_lock_owner) run on the controller.
+seealso:
+  - module: edge_lock_owner
+    description: Names the controller run that takes the lock.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -67,14 +80,18 @@ path:
   description: The lock file.
   type: str
   returned: always
+  sample: /var/lib/edge-migrate/locks/openface.lock
 holder:
   description: The lock's record (this run's when taken; the holder's when the lock is held by another run).
   type: dict
   returned: always
+  sample: {service: openface, migration_id: openface-20261125T101500, controller: ctl1, boot_id: 0b5e..., pid: 4242,
+    pid_start: 123456, checked_at: 1764065700.1, host: edge1, edge_boot_id: 7c1d..., since: 1764065700.2}
 stale:
   description: The record of a stale lock that was taken over, with stale_because.
   type: dict
   returned: when a stale lock was taken over
+  sample: {migration_id: openface-20261124T090000, controller: ctl1, stale_because: its controller rebooted}
 """
 
 import os

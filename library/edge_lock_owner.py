@@ -14,6 +14,11 @@ options:
   controller:
     description: Name of this controller in lock records. Default its host name.
     type: str
+seealso:
+  - module: edge_lock
+    description: Takes the lock on an edge for the run named here.
+extends_documentation_fragment:
+  - edge.read_only
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -29,6 +34,28 @@ owner:
   description: controller, boot_id, pid, pid_start, checked_at and running (C(pid:start) of ansible processes).
   type: dict
   returned: always
+  contains:
+    controller:
+      description: Name of this controller (I(controller), else its host name).
+      type: str
+    boot_id:
+      description: This controller's boot id.
+      type: str
+    pid:
+      description: Pid of the ansible-playbook process that runs the module.
+      type: int
+    pid_start:
+      description: Start time of that process (in clock ticks since boot, as C(/proc/PID/stat) says).
+      type: int
+    checked_at:
+      description: Epoch time at which this was looked at.
+      type: float
+    running:
+      description: The ansible processes alive on this controller, each C(pid:start).
+      type: list
+      elements: str
+  sample: {controller: ctl1, boot_id: 0b5e2f3a-..., pid: 4242, pid_start: 123456, checked_at: 1764065700.1,
+           running: ['4242:123456']}
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -28,6 +28,19 @@ options:
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK)]
+attributes:
+  check_mode:
+    support: full
+    description: Refuses as a real run does and lists in I(created) the networks it would create; creates
+      none.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_container_info
+    description: The source's I(networks).
+  - module: edge_volume
+    description: The service's volumes on the destination.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -44,11 +57,13 @@ created:
   type: list
   elements: str
   returned: always
+  sample: [appnet]
 existing:
   description: Names of the networks that were already here, the same as the source's.
   type: list
   elements: str
   returned: always
+  sample: []
 """
 
 from ansible.module_utils.basic import AnsibleModule

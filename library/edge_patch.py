@@ -26,6 +26,19 @@ options:
     description: Parallel decodes (default the number of CPUs).
     type: int
 requirements: [xdelta3 on the host]
+attributes:
+  check_mode:
+    support: full
+    description: Checks that the base and the delta's manifest are there; rebuilds nothing and returns none of
+      the counts.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_delta
+    description: Writes the delta on the source.
+  - module: edge_restore
+    description: Can rebuild the checkpoint itself (I(patch_base_dir), I(patch_delta_dir)).
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -41,15 +54,18 @@ RETURN = r"""
 files:
   description: Number of files rebuilt and verified.
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 42
 bytes:
   description: Size of the rebuilt checkpoint.
   type: int
-  returned: success
+  returned: success, not in check mode
+  sample: 268435456
 duration_s:
   description: Seconds spent.
   type: float
-  returned: success
+  returned: success, not in check mode
+  sample: 1.0412
 """
 
 import os

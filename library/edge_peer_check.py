@@ -27,6 +27,18 @@ options:
 extends_documentation_fragment:
   - edge.sync
 requirements: [criu, rsync and ssh on both hosts]
+attributes:
+  check_mode:
+    support: partial
+    description: Can run in check mode and return what it would do, in part.
+    details: Dumps, pushes and checks nothing; returns C(ssh_ok=false) and null I(cpu_compatible) and
+      I(restricted).
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_sync
+    description: The transfer it tries.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -44,14 +56,17 @@ ssh_ok:
   description: The destination took a transfer over SSH.
   type: bool
   returned: always
+  sample: true
 cpu_compatible:
   description: CRIU's cpuinfo check passed on the destination (null when not checked).
   type: bool
   returned: always
+  sample: true
 restricted:
   description: The destination refused a plain command for this host's key (null when not checked).
   type: bool
   returned: always
+  sample: true
 """
 
 import shlex

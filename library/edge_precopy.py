@@ -41,6 +41,21 @@ extends_documentation_fragment:
   - edge.checkpoint
   - edge.sync
 requirements: [docker (Python SDK), CRIU, rsync, ssh]
+attributes:
+  check_mode:
+    support: full
+    description: Checks that the warm-up checkpoint is there; takes and pushes no round and returns no rounds,
+      a null I(stop_reason) and an empty I(pages_sha256).
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_checkpoint
+    description: Takes the first warm-up checkpoint (I(base_dir)).
+  - module: edge_sync
+    description: Pushes it to the destination before the rounds.
+  - module: edge_freeze
+    description: The final checkpoint and delta, against the last round's I(base_dir).
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -60,18 +75,35 @@ rounds:
   type: list
   elements: dict
   returned: success
+  contains:
+    checkpoint_s:
+      description: Seconds the round's checkpoint took.
+      type: float
+    sync_s:
+      description: Seconds its push took.
+      type: float
+    bytes_sent:
+      description: Bytes sent over the wire.
+      type: int
+    dirty_bytes:
+      description: rsync's literal data, what changed since the round before.
+      type: int
+  sample: [{checkpoint_s: 1.2, sync_s: 0.8, bytes_sent: 12582912, dirty_bytes: 12451840}]
 stop_reason:
   description: Why the rounds stopped (C(threshold), C(not_shrinking), C(max_rounds)).
   type: str
   returned: success
+  sample: threshold
 bytes_sent:
   description: Bytes sent over all rounds.
   type: int
   returned: success
+  sample: 16777216
 pages_sha256:
   description: sha256 of each memory pages file of the last round's checkpoint (the new I(base_dir)).
   type: dict
   returned: success
+  sample: {pages-1.img: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}
 """
 
 import os

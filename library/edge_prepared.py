@@ -43,6 +43,21 @@ options:
   migration_id:
     description: With I(state=absent) or I(state=claimed), the migration whose record it is.
     type: str
+attributes:
+  check_mode:
+    support: partial
+    description: Can run in check mode and return what it would do, in part.
+    details: I(state=query) runs as usual. I(state=present) returns I(record) as given (unknown keys kept)
+      and writes nothing; I(state=claimed) takes nothing and does not check that the record exists or has not
+      expired; I(state=absent) reports whether the record is there.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+notes:
+  - Runs on the source edge, where the migration's directory is.
+seealso:
+  - module: edge_freeze
+    description: I(claim_prepared) claims the record when it freezes.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -66,6 +81,8 @@ prepared:
   type: list
   elements: dict
   returned: always
+  sample: [{migration_id: openface-20261201T120000, service: openface, source: edge1, destination: edge2, strategy:
+    delta, expires_at: 1764590400.0, expired: false}]
 """
 
 import os

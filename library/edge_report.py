@@ -30,6 +30,15 @@ options:
     description: Directory of the reports.
     type: path
     default: reports
+attributes:
+  check_mode:
+    support: partial
+    description: Can run in check mode and return what it would do, in part.
+    details: Builds and returns the report and its summary but writes no file (no I(path) or I(csv_path))
+      and reports C(changed=false).
+  diff_mode:
+    support: none
+    description: Returns no diff.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -46,19 +55,23 @@ report:
   description: The report.
   type: dict
   returned: success
+  sample: {migration_id: openface-20261126T040000, service: openface, outcome: migrated, downtime_s: 2.7}
 path:
   description: Path of the JSON report.
   type: str
-  returned: success
+  returned: success, not in check mode
+  sample: reports/20261126T040000Z-openface.json
 csv_path:
   description: Path of the CSV with one row per migration.
   type: str
-  returned: success
+  returned: success, not in check mode
+  sample: reports/migrations.csv
 summary:
   description: The report in a few lines.
   type: list
   elements: str
   returned: success
+  sample: ['openface edge1 -> edge2 (delta): migrated', 'downtime 2.70 s, total 48.20 s']
 """
 
 from ansible.module_utils.basic import AnsibleModule

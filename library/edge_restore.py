@@ -107,6 +107,23 @@ options:
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK), CRIU and xdelta3 on the host]
+attributes:
+  check_mode:
+    support: partial
+    description: Can run in check mode and return what it would do, in part.
+    details: Reports C(changed) when the container is absent or not running, without waiting for
+      I(wait_for_file), checking the checkpoint, pulling or creating anything; I(state=trial) is skipped
+      (I(trial) says so).
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_freeze
+    description: Takes and pushes the final checkpoint on the source.
+  - module: edge_call_off
+    description: Calls off a waiting restore, or waits for its outcome.
+  - module: edge_patch
+    description: Rebuilds a checkpoint from a delta as a module of its own.
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -137,34 +154,42 @@ container_id:
   description: Full id of the container.
   type: str
   returned: success
+  sample: 9a2b7c1d3e4f...
 phases:
   description: Seconds per phase (pull, create, xdelta_dest, restore; waiting for I(wait_for_file) is not one).
   type: dict
   returned: always
+  sample: {pull: 0.0021, create: 0.3123, xdelta_dest: 0.5012, restore: 1.4031}
 signalled_at:
   description: Epoch seconds at which I(wait_for_file) appeared.
   type: float
   returned: when I(wait_for_file) was given
+  sample: 1764129702.345
 claimed:
   description: Whether this restore took the migration over through I(claim_file) (a call-off now waits for it).
   type: bool
   returned: when I(claim_file) was given and the source's signal came
+  sample: true
 running_at:
   description: Epoch time at which the container was seen running.
   type: float
   returned: when started
+  sample: 1764129703.9
 from_checkpoint:
   description: Whether the container was started from a checkpoint (state kept) or from its image.
   type: bool
   returned: when started
+  sample: true
 method:
   description: How the checkpoint reached CRIU (C(runtime) or C(docker)).
   type: str
   returned: when started
+  sample: runtime
 created:
   description: Whether this call created the container.
   type: bool
   returned: when it did
+  sample: true
 replaced:
   description:
     - When the restore of an existing container that does not use the C(edge-migrate)
@@ -173,21 +198,25 @@ replaced:
       and the old one is removed; this says which container was replaced and why.
   type: str
   returned: when a container was replaced
+  sample: 'container 4f2a... (runtime runc): restored into a copy on edge-migrate'
 criu_options:
   description: The restore-only CRIU options this restore used.
   type: list
   elements: str
   returned: when restored from a checkpoint, and with I(state=trial)
+  sample: [file-locks]
 trial:
   description: With I(state=trial), C(restored) (the trial restore succeeded), C(skipped) with the
     reason, or C(inconclusive) with CRIU's reason when a file the service keeps writing in its layer
     changed size since the checkpoint.
   type: str
   returned: with I(state=trial)
+  sample: restored
 criu_restore:
   description: CRIU's own restore statistics (times in seconds, page counts); empty with the C(docker) method.
   type: dict
   returned: when started from a checkpoint
+  sample: {forking_time: 0.0102, restore_time: 0.9123, pages_restored: 65536}
 """
 
 import os

@@ -42,8 +42,16 @@ attributes:
   check_mode:
     support: none
     description: The destination's forced command runs rsync's receiver only for real transfers.
+  diff_mode:
+    support: none
+    description: Returns no diff.
 notes:
   - C(changed) comes from rsync's own itemized list of what it created, sent or deleted.
+seealso:
+  - module: edge_sync_progress
+    description: Reports the progress of a push started in the background.
+  - module: edge_fs_sync
+    description: Pushes a container's writable layer or a volume.
 requirements: [rsync and ssh on both hosts]
 author: edge-migrate developers (!UNKNOWN)
 """
@@ -83,22 +91,28 @@ total_file_size:
   description: Size of the directory's files.
   type: int
   returned: success
+  sample: 268435456
 compressed:
   description: Whether rsync compressed on the wire.
   type: bool
   returned: success
+  sample: false
 sample_ratio:
   description: Compressed-to-original size of the sample (I(compress_auto)).
   type: float
   returned: when I(compress_auto) is true
+  sample: 0.31
 duration_s:
   description: Seconds spent.
   type: float
   returned: success
+  sample: 2.3012
 cmd:
   description: The rsync command run.
   type: str
   returned: success
+  sample: rsync -a --whole-file ... /var/lib/edge-migrate/openface-1/base/
+    root@10.0.0.12:/var/lib/edge-migrate/openface-1/base/
 """
 
 import os

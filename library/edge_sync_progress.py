@@ -29,9 +29,14 @@ attributes:
   check_mode:
     support: full
     description: Reads only.
+  diff_mode:
+    support: none
+    description: Returns no diff.
 notes:
   - A status file that is not there (yet) is a job that has not ended; bound the wait with C(retries).
 seealso:
+  - module: edge_sync
+    description: The push it watches.
   - module: ansible.builtin.async_status
 author: edge-migrate developers (!UNKNOWN)
 """

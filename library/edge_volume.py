@@ -27,6 +27,19 @@ options:
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK)]
+attributes:
+  check_mode:
+    support: full
+    description: Lists in I(created) and I(removed) what it would create, make again or remove; changes
+      nothing.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+seealso:
+  - module: edge_fs_sync
+    description: Copies the volumes' content from the source.
+  - module: edge_container_info
+    description: The source's volumes (C(storage.mounts)).
 author: edge-migrate developers (!UNKNOWN)
 """
 
@@ -43,11 +56,13 @@ created:
   type: list
   elements: str
   returned: success
+  sample: [notes-data]
 removed:
   description: Volumes removed from this host.
   type: list
   elements: str
   returned: success
+  sample: []
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -34,6 +34,9 @@ pytestmark = pytest.mark.lab
 
 SERVICE = "openface"
 TABLE = []
+# -w: the xtables lock is one file for every network namespace of the machine, and the edges'
+# dockerds take it while they create containers; without -w a cut that meets them fails.
+IPTABLES = ["iptables", "-w", "10"]
 CUT = ["-I", "OUTPUT", "-d", "10.77.0.12", "-p", "tcp", "--dport", "22", "-j", "DROP"]
 
 
@@ -85,7 +88,7 @@ def openface(lab):
     request(lab["edge1"], 9999, "GET")
     answer = request(lab["edge1"], 9999, "SUM")
     yield answer
-    subprocess.run(in_netns(lab["edge1"], "iptables", "-D", *CUT[1:]), capture_output=True)
+    subprocess.run(in_netns(lab["edge1"], *IPTABLES, "-D", *CUT[1:]), capture_output=True)
     remove_everywhere(lab, SERVICE)
     # A failed case may leave a kept final checkpoint (outcome stopped): it goes with the service.
     for host in lab.values():
@@ -113,13 +116,19 @@ def slow_link(lab):
 
 def test_link_cut_during_warmup_transfer(lab, openface, slow_link):
     workdir = lab["edge2"]["checkpoint_dir"]
-    cut = " ".join(in_netns(lab["edge1"], "iptables", *CUT))
+    cut = " ".join(in_netns(lab["edge1"], *IPTABLES, *CUT))
     # A watcher, detached from the hook (whose output Ansible waits for), cuts the link once
-    # 20 MB of the warm-up checkpoint have arrived, counting rsync's hidden temporary files.
+    # 20 MB of the warm-up checkpoint have arrived, counting rsync's hidden temporary files (one
+    # renamed between the listing and its size counts 0: the watcher must not die of it).
     watcher = hook(
         "import os, subprocess, time\n"
+        "def size(path):\n"
+        "    try:\n"
+        "        return os.path.getsize(path)\n"
+        "    except OSError:  # a temporary file rsync has just renamed\n"
+        "        return 0\n"
         "def arrived():\n"
-        "    return sum(os.path.getsize(os.path.join(root, f)) for root, _d, files in os.walk(%r)\n"
+        "    return sum(size(os.path.join(root, f)) for root, _d, files in os.walk(%r)\n"
         "               if os.sep + 'base' in root for f in files)\n"
         "deadline = time.time() + 60\n"
         "while time.time() < deadline:\n"
@@ -134,13 +143,13 @@ def test_link_cut_during_warmup_transfer(lab, openface, slow_link):
     report = latest_report(SERVICE)
     assert report["outcome"] == "failed", report  # nothing was frozen
     assert report["cause"].startswith("Warm-up | copy that checkpoint") and "rsync from" in report["cause"]
-    subprocess.run(in_netns(lab["edge1"], "iptables", "-D", *CUT[1:]), check=True)
+    subprocess.run(in_netns(lab["edge1"], *IPTABLES, "-D", *CUT[1:]), check=True)
     assert_intact(lab, "edge1", openface)
     record("link cut during warm-up transfer", proc, "on the source, untouched")
 
 
 def test_link_cut_during_freeze_transfer(lab, openface):
-    proc = migrate(hooks={"before_freeze": " ".join(in_netns(lab["edge1"], "iptables", *CUT))})
+    proc = migrate(hooks={"before_freeze": " ".join(in_netns(lab["edge1"], *IPTABLES, *CUT))})
     assert proc.returncode != 0
     report = latest_report(SERVICE)
     assert report["outcome"] == "rolled_back" and "rsync from" in report["cause"]
