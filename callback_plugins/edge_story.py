@@ -44,9 +44,10 @@ def describe_progress(progress):
 
     def word(key):
         value = progress.get(key)
-        ok = isinstance(value, str) and len(value) <= 20 and value.replace(".", "").replace(":", "").replace(
-            "/", "").isascii() and value.replace(".", "").replace(":", "").replace("/", "").isalnum()
-        return value if ok else None
+        if not isinstance(value, str) or len(value) > 20:
+            return None
+        letters = value.replace(".", "").replace(":", "").replace("/", "")
+        return value if letters.isascii() and letters.isalnum() else None
 
     if not isinstance(progress, dict) or number("bytes", 1 << 60) is None:
         return ""
@@ -58,6 +59,7 @@ def describe_progress(progress):
     # At 100 % rsync prints the time the copy took where the time left was.
     done = progress.get("done") is True or percent == 100
     for key, form in (("rate", ", %s"), ("time_left", ", took %s" if done else ", %s left")):
-        if word(key):
-            text += form % word(key)
+        value = word(key)
+        if value:
+            text += form % value
     return text

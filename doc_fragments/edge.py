@@ -114,3 +114,14 @@ attributes:
     support: none
     description: Returns no diff.
 """
+
+    # A push whose destination only receives real transfers: no check mode.
+    PUSH_ONLY = r"""
+attributes:
+  check_mode:
+    support: none
+    description: The destination's forced command runs rsync's receiver only for real transfers.
+  diff_mode:
+    support: none
+    description: Returns no diff.
+"""

@@ -32,13 +32,7 @@ options:
     type: path
 extends_documentation_fragment:
   - edge.sync
-attributes:
-  check_mode:
-    support: none
-    description: The destination's forced command runs rsync's receiver only for real transfers.
-  diff_mode:
-    support: none
-    description: Returns no diff.
+  - edge.push_only
 seealso:
   - module: edge_sync
     description: Pushes a checkpoint directory.

@@ -38,13 +38,7 @@ options:
     type: path
 extends_documentation_fragment:
   - edge.sync
-attributes:
-  check_mode:
-    support: none
-    description: The destination's forced command runs rsync's receiver only for real transfers.
-  diff_mode:
-    support: none
-    description: Returns no diff.
+  - edge.push_only
 notes:
   - C(changed) comes from rsync's own itemized list of what it created, sent or deleted.
 seealso:
@@ -119,6 +113,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_image import tree_bytes
 from ansible.module_utils.edge_module import fail, runner
 from ansible.module_utils.edge_progress import RSYNC_PROGRESS_ARGS, progress_runner
 from ansible.module_utils.edge_transfer import (
@@ -129,11 +124,6 @@ from ansible.module_utils.edge_transfer import (
     push,
     push_options,
 )
-
-
-def tree_bytes(directory):
-    return sum(os.lstat(os.path.join(top, name)).st_size for top, _dirs, files in os.walk(directory)
-               for name in files)
 
 
 def main():

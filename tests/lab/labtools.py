@@ -71,6 +71,19 @@ def remove_everywhere(lab, name):
             pass
 
 
+def start_openface(lab, name, port, state_mb, host="edge1", attempts=300):
+    """The openface stand-in started by hand on host (none of that name left on any host), its
+    port 9999 published on `port`, once it answers."""
+    remove_everywhere(lab, name)
+    api = engine(lab[host])
+    image = "10.77.0.1:5000/openface-standin:latest"
+    api.pull(image)
+    container = api.create_container(image, name=name, environment={"STATE_MB": str(state_mb)}, ports=[9999],
+                                     host_config=api.create_host_config(port_bindings={9999: port}))
+    api.start(container["Id"])
+    request(lab[host], port, "GET", attempts=attempts)
+
+
 def request(host, port, line, attempts=50):
     """One request to a service by the host's lab address; retried while it comes up."""
     for _attempt in range(attempts):

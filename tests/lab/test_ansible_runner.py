@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from labtools import ROOT, VENV_BIN, engine, remove_everywhere, request, run, running_on
+from labtools import ROOT, VENV_BIN, remove_everywhere, request, run, running_on, start_openface
 
 pytestmark = pytest.mark.lab
 
@@ -16,14 +16,7 @@ PORT = 19987
 
 @pytest.fixture
 def service(lab):
-    remove_everywhere(lab, NAME)
-    api = engine(lab["edge1"])
-    image = "10.77.0.1:5000/openface-standin:latest"
-    api.pull(image)
-    container = api.create_container(image, name=NAME, environment={"STATE_MB": "16"}, ports=[9999],
-                                     host_config=api.create_host_config(port_bindings={9999: PORT}))
-    api.start(container["Id"])
-    request(lab["edge1"], PORT, "GET", attempts=300)
+    start_openface(lab, NAME, PORT, 16)
     yield NAME
     remove_everywhere(lab, NAME)
 

@@ -8,7 +8,7 @@ import os
 import re
 
 import pytest
-from labtools import REPORTS, engine, playbook, remove_everywhere, request, running_on
+from labtools import REPORTS, playbook, remove_everywhere, request, running_on, start_openface
 
 pytestmark = pytest.mark.lab
 
@@ -27,15 +27,7 @@ def estimate_leftovers(lab):
 
 @pytest.fixture
 def service(lab):
-    remove_everywhere(lab, NAME)
-    api = engine(lab["edge1"])
-    image = "10.77.0.1:5000/openface-standin:latest"
-    api.pull(image)
-    config = api.create_host_config(port_bindings={9999: PORT})
-    container = api.create_container(image, name=NAME, environment={"STATE_MB": "32"}, ports=[9999],
-                                     host_config=config)
-    api.start(container["Id"])
-    request(lab["edge1"], PORT, "GET", attempts=300)
+    start_openface(lab, NAME, PORT, 32)
     yield NAME
     remove_everywhere(lab, NAME)
 

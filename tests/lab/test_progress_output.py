@@ -6,7 +6,7 @@ import os
 import re
 
 import pytest
-from labtools import ROOT, engine, playbook, remove_everywhere, request, run, running_on
+from labtools import ROOT, playbook, remove_everywhere, request, run, running_on, start_openface
 
 pytestmark = pytest.mark.lab
 
@@ -22,14 +22,7 @@ def shape(host, *args):
 
 @pytest.fixture
 def service(lab):
-    remove_everywhere(lab, NAME)
-    api = engine(lab["edge1"])
-    image = "10.77.0.1:5000/openface-standin:latest"
-    api.pull(image)
-    container = api.create_container(image, name=NAME, environment={"STATE_MB": "256"}, ports=[9999],
-                                     host_config=api.create_host_config(port_bindings={9999: PORT}))
-    api.start(container["Id"])
-    request(lab["edge1"], PORT, "GET", attempts=600)
+    start_openface(lab, NAME, PORT, 256, attempts=600)
     shape("edge1", "--rate", "20mbit")
     yield NAME
     shape("edge1", "--clear")
