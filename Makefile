@@ -43,9 +43,10 @@ demo: lab
 	lab/service-proxy status openface
 	lab/service-proxy ask openface GET
 
-test: lab
-	$(VENV)/bin/python -m pytest tests -v --durations=25
-	$(VENV)/bin/python build/sanity.py
+# tests/run-all brings the lab up and runs the unit tests, sanity and the lab tests (the parts
+# that share nothing at the same time).
+test: system venv
+	tests/run-all $(if $(LAB_HOSTS),--hosts $(LAB_HOSTS)) --releases "$(LAB_RELEASES)"
 
 # A mobile user in the lab: the rulebook (rulebooks/follow_user.yml) takes handover events on a
 # webhook, lab/mobile-user walks ap1 -> ap2 -> ap3 -> ap1 -> ap2 (4 handovers across 3 edges) with

@@ -48,6 +48,29 @@ def playbook(*args, check=True):
     return proc
 
 
+SYSTEMS_INVENTORIES = ["-i", "inventory/lab", "-i", "inventory/lab-systems"]
+RELEASES = ("bookworm", "trixie", "sid")
+
+
+def system_edges():
+    """The lab's system edges by name (lab/labsystems.py), each with its release and a
+    docker_host the controller reaches; fails when the lab lacks one of RELEASES."""
+    systems = {s["name"]: s for s in lab_status(require_up=True)["systems"]}
+    assert {s["release"] for s in systems.values()} >= set(RELEASES), \
+        "the lab lacks a %s system edge: make lab (LAB_RELEASES=%s)" % (" or ".join(RELEASES), ",".join(RELEASES))
+    return systems
+
+
+def system_edge(edges, release):
+    return next(name for name, e in edges.items() if e.get("release") == release)
+
+
+def on_systems(edges, *args, check=True):
+    """A playbook run on the system edges alone (--limit): edge1..N are neither asked nor
+    touched, so that these tests can run beside the tests of edge1..N (tests/run-all)."""
+    return playbook(*SYSTEMS_INVENTORIES, "--limit", ",".join(["localhost", *sorted(edges)]), *args, check=check)
+
+
 def engine(host):
     return docker.APIClient(base_url=host["docker_host"], version="auto")
 
@@ -99,8 +122,16 @@ def request(host, port, line, attempts=50):
     raise AssertionError("%s:%s did not answer %s" % (host["address"], port, line))
 
 
-def read_file(api, container, path):
-    return int(api.exec_start(api.exec_create(container, ["cat", path])).decode())
+def read_file(api, container, path, attempts=20):
+    """The number a counter keeps in a file. `echo $i > file` truncates before it writes, so
+    a read can land between the two and see the file empty: read again then."""
+    text = ""
+    for _attempt in range(attempts):
+        text = api.exec_start(api.exec_create(container, ["cat", path])).decode().strip()
+        if text:
+            return int(text)
+        time.sleep(0.05)
+    raise AssertionError("%s in %s stayed empty" % (path, container))
 
 
 def memory_images_left(lab):

@@ -1,20 +1,33 @@
 """Migrations between Docker Engine versions. The lab's system edges (lab/labsystems.py) are
 separate Debian systems, each with its own root file system and mount namespace, made
 migration-ready only by playbooks/prepare_edges.yml over SSH (its second run changes nothing:
-tests/lab/test_prepare_edges.py): bookworm runs Debian's Docker 20.10, trixie 26.1, sid 28.5;
-edge1..3 run this machine's Docker 20.10 on its own root file system."""
+tests/lab/test_prepare_edges.py): bookworm runs Debian's Docker 20.10, trixie 26.1, sid 28.5.
+The tests here use the system edges alone (labtools.on_systems)."""
 
+import fcntl
 import json
 import os
 import time
 
 import docker
 import pytest
-from labtools import ROOT, engine, lab_status, playbook, read_file, request, run, running_on
+from labtools import (
+    ROOT,
+    engine,
+    on_systems,
+    read_file,
+    request,
+    run,
+    running_on,
+    start_openface,
+    system_edge,
+    system_edges,
+)
 
 pytestmark = pytest.mark.lab
 
-INVENTORIES = ["-i", "inventory/lab", "-i", "inventory/lab-systems"]
+LAB_LOCK = "/run/edgelab.lock"  # lab/labhosts.py
+OPENFACE, OPENFACE_PORT, OPENFACE_MB = "versions-openface", 9999, 190
 ENGINES = {"bookworm": "20.10.", "trixie": "26.1.", "sid": "28.5."}
 DEBIAN_VERSIONS = {"bookworm": "12.", "trixie": "13.", "sid": "/sid"}
 REGISTRY = "10.77.0.1:5000"
@@ -24,21 +37,12 @@ COUNTER = ["sh", "-c", "i=0; while :; do i=$((i+1)); echo $i > /tmp/n; echo $i >
 
 @pytest.fixture(scope="module")
 def edges():
-    """Every edge by name: edge1..N and the system edges, with a docker_host the controller reaches."""
-    status = lab_status(require_up=True)
-    systems = {s["name"]: s for s in status["systems"]}
-    assert {s["release"] for s in systems.values()} >= {"bookworm", "trixie", "sid"}, \
-        "the lab lacks a bookworm, trixie or sid system edge: make lab (LAB_RELEASES=bookworm,trixie,sid)"
-    return dict({h["name"]: h for h in status["hosts"]}, **systems)
+    return system_edges()
 
 
-def system(edges, release):
-    return next(name for name, e in edges.items() if e.get("release") == release)
-
-
-def migrate(name, destination, *extra):
-    proc = playbook(*INVENTORIES, "migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % destination,
-                    *extra)
+def migrate(edges, name, destination, *extra):
+    proc = on_systems(edges, "migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % destination,
+                      *extra)
     assert "MIGRATED" in proc.stdout, proc.stdout[-3000:]
     return proc
 
@@ -73,54 +77,52 @@ def test_openface_goes_round_bookworm_trixie_sid_bookworm(edges):
     kept at each hop. Docker 28 (containerd 2) cannot restore a container with its own network
     namespace (moby#50750): the hop to sid is refused before the warm-up and the service goes on
     where it was, untouched; the ring goes on from there."""
-    bookworm, trixie, sid = system(edges, "bookworm"), system(edges, "trixie"), system(edges, "sid")
-    remove(edges, "openface")
-    playbook(*INVENTORIES, "playbooks/deploy.yml", "-e", "service=openface", "-e", "host=%s" % bookworm)
+    bookworm, trixie, sid = system_edge(edges, "bookworm"), system_edge(edges, "trixie"), system_edge(edges, "sid")
+    start_openface(edges, OPENFACE, OPENFACE_PORT, OPENFACE_MB, host=bookworm)
     try:
-        checksum = request(edges[bookworm], 9999, "SUM")["sha256"]
-        count = request(edges[bookworm], 9999, "GET")["count"]
+        checksum = request(edges[bookworm], OPENFACE_PORT, "SUM")["sha256"]
+        count = request(edges[bookworm], OPENFACE_PORT, "GET")["count"]
         where = bookworm
         for destination in (trixie, sid, bookworm):
             if destination == sid:
-                proc = playbook(*INVENTORIES, "migrate.yml", "-e", "service=openface", "-e",
-                                "destination=%s" % sid, check=False)
+                proc = on_systems(edges, "migrate.yml", "-e", "service=%s" % OPENFACE, "-e",
+                                  "destination=%s" % sid, check=False)
                 assert proc.returncode != 0
                 assert "%s runs Docker %s" % (sid, edges[sid]["engine"]) in proc.stdout, proc.stdout[-3000:]
                 assert "moby#50750" in proc.stdout
                 assert "TASK [migration : Warm-up" not in proc.stdout  # refused before the warm-up checkpoint
-                assert engine(edges[sid]).containers(all=True, filters={"name": "openface"}) == []
+                assert engine(edges[sid]).containers(all=True, filters={"name": OPENFACE}) == []
             else:
-                migrate("openface", destination)
+                migrate(edges, OPENFACE, destination)
                 where = destination
-            assert running_on(edges, "openface") == [where]
-            answer = request(edges[where], 9999, "SUM")
+            assert running_on(edges, OPENFACE) == [where]
+            answer = request(edges[where], OPENFACE_PORT, "SUM")
             assert answer["sha256"] == checksum, "state changed on the way to %s" % destination
             assert answer["count"] == count, "the counter did not go on on %s (towards %s)" % (where, destination)
-            count = request(edges[where], 9999, "GET")["count"]
+            count = request(edges[where], OPENFACE_PORT, "GET")["count"]
     finally:
-        remove(edges, "openface")
+        remove(edges, OPENFACE)
 
 
 def test_openface_moves_from_docker_28_to_20(edges):
     """A checkpoint of runc 1.3 (Docker 28.5, containerd 2.1) restored by runc 1.1.5 (Docker 20.10)."""
-    sid, bookworm = system(edges, "sid"), system(edges, "bookworm")
-    remove(edges, "openface")
-    playbook(*INVENTORIES, "playbooks/deploy.yml", "-e", "service=openface", "-e", "host=%s" % sid)
+    sid, bookworm = system_edge(edges, "sid"), system_edge(edges, "bookworm")
+    start_openface(edges, OPENFACE, OPENFACE_PORT, OPENFACE_MB, host=sid)
     try:
-        checksum = request(edges[sid], 9999, "SUM")["sha256"]
-        count = request(edges[sid], 9999, "GET")["count"]
-        migrate("openface", bookworm)
-        assert running_on(edges, "openface") == [bookworm]
-        answer = request(edges[bookworm], 9999, "SUM")
+        checksum = request(edges[sid], OPENFACE_PORT, "SUM")["sha256"]
+        count = request(edges[sid], OPENFACE_PORT, "GET")["count"]
+        migrate(edges, OPENFACE, bookworm)
+        assert running_on(edges, OPENFACE) == [bookworm]
+        answer = request(edges[bookworm], OPENFACE_PORT, "SUM")
         assert answer["sha256"] == checksum and answer["count"] == count
     finally:
-        remove(edges, "openface")
+        remove(edges, OPENFACE)
 
 
 def test_layer_and_volume_move_from_docker_20_to_26(edges):
     name, volume = "versions-layer", "versions-data"
-    dst_name = system(edges, "trixie")
-    src, dst = engine(edges["edge2"]), engine(edges[dst_name])
+    src_name, dst_name = system_edge(edges, "bookworm"), system_edge(edges, "trixie")
+    src, dst = engine(edges[src_name]), engine(edges[dst_name])
     remove(edges, name, volume)
     try:
         src.pull(REGISTRY + "/simple", tag="latest")
@@ -131,7 +133,7 @@ def test_layer_and_volume_move_from_docker_20_to_26(edges):
         time.sleep(1)
         src.exec_start(src.exec_create(name, ["sh", "-c", "echo made-on-20 > /layer-file"]))
         before = read_file(src, name, "/tmp/n")
-        migrate(name, dst_name, "-e", "migrate_volumes=true")
+        migrate(edges, name, dst_name, "-e", "migrate_volumes=true")
         assert running_on(edges, name) == [dst_name]
         assert read_file(dst, name, "/tmp/n") > before
         assert dst.exec_start(dst.exec_create(name, ["cat", "/layer-file"])).decode().strip() == "made-on-20"
@@ -142,8 +144,8 @@ def test_layer_and_volume_move_from_docker_20_to_26(edges):
 
 def test_user_network_moves_from_docker_20_to_26(edges):
     name, network = "versions-netted", "versions-net"
-    dst_name = system(edges, "trixie")
-    src, dst = engine(edges["edge1"]), engine(edges[dst_name])
+    src_name, dst_name = system_edge(edges, "bookworm"), system_edge(edges, "trixie")
+    src, dst = engine(edges[src_name]), engine(edges[dst_name])
     remove(edges, name, network=network)
     try:
         src.pull(REGISTRY + "/simple", tag="latest")
@@ -155,7 +157,7 @@ def test_user_network_moves_from_docker_20_to_26(edges):
         src.start(container)
         time.sleep(1)
         before = read_file(src, name, "/tmp/n")
-        migrate(name, dst_name)
+        migrate(edges, name, dst_name)
         assert running_on(edges, name) == [dst_name]
         assert read_file(dst, name, "/tmp/n") > before
         assert "kv" in dst.inspect_container(name)["NetworkSettings"]["Networks"][network]["Aliases"]
@@ -171,12 +173,12 @@ def start_counter(api, name):
 
 
 def test_a_counter_moves_from_docker_28_to_26(edges):
-    name, src_name, dst_name = "versions-from-28", system(edges, "sid"), system(edges, "trixie")
+    name, src_name, dst_name = "versions-from-28", system_edge(edges, "sid"), system_edge(edges, "trixie")
     src, dst = engine(edges[src_name]), engine(edges[dst_name])
     remove(edges, name)
     try:
         before = start_counter(src, name)
-        migrate(name, dst_name)
+        migrate(edges, name, dst_name)
         assert running_on(edges, name) == [dst_name]
         assert read_file(dst, name, "/tmp/n") > before
     finally:
@@ -187,7 +189,7 @@ def test_a_counter_moves_from_docker_28_to_26(edges):
 def sid_on_containerd_store(edges):
     """The sid edge's Docker switched to the containerd image store ("containerd-snapshotter" in
     the features of its daemon.json), switched back afterwards."""
-    name = system(edges, "sid")
+    name = system_edge(edges, "sid")
     path = os.path.join(edges[name]["root"], "etc/docker/daemon.json")
     with open(path) as handle:
         original = handle.read()
@@ -195,14 +197,18 @@ def sid_on_containerd_store(edges):
     settings["features"] = dict(settings.get("features") or {}, **{"containerd-snapshotter": True})
 
     def restart_docker(text):
-        with open(path, "w") as handle:
-            handle.write(text)
-        run([os.path.join(ROOT, "lab", "lab"), "exec", name, "--", "service", "docker", "restart"])
-        for _ in range(100):
-            try:
-                return engine(edges[name]).info()
-            except docker.errors.DockerException:
-                time.sleep(0.2)
+        # Under the lab's lock: a `lab/lab up` of a test beside this one would see this Docker
+        # down and start it as at boot, in the middle of the restart.
+        with open(LAB_LOCK, "a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            with open(path, "w") as handle:
+                handle.write(text)
+            run([os.path.join(ROOT, "lab", "lab"), "exec", name, "--", "service", "docker", "restart"])
+            for _ in range(100):
+                try:
+                    return engine(edges[name]).info()
+                except docker.errors.DockerException:
+                    time.sleep(0.2)
         raise AssertionError("Docker on %s did not come back" % name)
 
     try:
@@ -221,8 +227,8 @@ def test_the_containerd_image_store_is_refused_before_anything_is_frozen(edges, 
     api = engine(edges[sid])
     before = start_counter(api, name)
     for extra in ([], ["-e", "migrate_layer=false"]):
-        proc = playbook(*INVENTORIES, "migrate.yml", "-e", "service=%s" % name,
-                        "-e", "destination=%s" % system(edges, "trixie"), *extra, check=False)
+        proc = on_systems(edges, "migrate.yml", "-e", "service=%s" % name,
+                          "-e", "destination=%s" % system_edge(edges, "trixie"), *extra, check=False)
         assert proc.returncode != 0
         assert "'%s' on %s keeps images and container layers in the containerd image store" % (name, sid) \
             in " ".join(proc.stdout.split()), proc.stdout[-3000:]
@@ -231,12 +237,13 @@ def test_the_containerd_image_store_is_refused_before_anything_is_frozen(edges, 
         assert read_file(api, name, "/tmp/n") > before, "the service was interrupted"
     remove(edges, name)
     # To it (past the engine-bug refusal of Docker 28, to reach the storage check).
-    before = start_counter(engine(edges["edge1"]), name)
-    proc = playbook(*INVENTORIES, "migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % sid,
-                    "-e", "migration_refuse_engine_bugs=false", check=False)
+    bookworm = system_edge(edges, "bookworm")
+    before = start_counter(engine(edges[bookworm]), name)
+    proc = on_systems(edges, "migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % sid,
+                      "-e", "migration_refuse_engine_bugs=false", check=False)
     assert proc.returncode != 0
     assert "%s keeps images and container layers in the containerd image store" % sid \
         in " ".join(proc.stdout.split()), proc.stdout[-3000:]
     assert "TASK [migration : Warm-up" not in proc.stdout
-    assert running_on(edges, name) == ["edge1"]
+    assert running_on(edges, name) == [bookworm]
     assert api.containers(all=True, filters={"name": name}) == []

@@ -20,6 +20,7 @@ from labtools import (
     latest_report,
     memory_images_left,
     playbook,
+    read_file,
     remove_everywhere,
     running_on,
 )
@@ -147,8 +148,7 @@ COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done"
 
 
 def counter(api, name):
-    run_id = api.exec_create(name, ["cat", "/tmp/n"])["Id"]
-    return int(api.exec_start(run_id).decode().strip())
+    return read_file(api, name, "/tmp/n")
 
 
 @pytest.fixture
