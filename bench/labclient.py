@@ -27,19 +27,24 @@ class LabNotUp(RuntimeError):
     """`lab/lab status --json` says the lab is not fully up."""
 
 
-def lab_status(require_up=False):
+def lab_status(require_up=False, wait_s=0.0):
     """`lab/lab status --json`, parsed ({} when it printed nothing); with require_up, LabNotUp
-    unless the lab is fully up."""
-    proc = subprocess.run([str(LAB), "status", "--json"], capture_output=True, text=True, check=False)
-    status = json.loads(proc.stdout or "{}")
-    if require_up and (proc.returncode != 0 or not status.get("up")):
-        raise LabNotUp("the lab is not up (make lab): %s" % proc.stderr.strip())
-    return status
+    unless the lab is fully up, asked again for up to wait_s seconds (a daemon that another
+    user of the lab restarts is down for a moment)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        proc = subprocess.run([str(LAB), "status", "--json"], capture_output=True, text=True, check=False)
+        status = json.loads(proc.stdout or "{}")
+        if not require_up or (proc.returncode == 0 and status.get("up")):
+            return status
+        if time.monotonic() >= deadline:
+            raise LabNotUp("the lab is not up (make lab): %s" % proc.stderr.strip())
+        time.sleep(0.5)
 
 
-def lab_hosts(status=None):
+def lab_hosts(status=None, wait_s=0.0):
     """The lab's edge hosts by name (from `status`, else from the lab, which must be up)."""
-    status = lab_status(require_up=True) if status is None else status
+    status = lab_status(require_up=True, wait_s=wait_s) if status is None else status
     return {host["name"]: host for host in status["hosts"]}
 
 

@@ -19,7 +19,7 @@ CSV_FIELDS = ("service", "state_mb", "link", "link_rate_bps", "delay", "strategy
               "state_kept", "counter", "client_downtime_s", "gap_in_freeze", "report_downtime_s", "total_s",
               "bytes_warmup", "bytes_freeze", "checkpoint_size", "criu_frozen_s", "criu_restore_s", "floor_s",
               "floor_from", "freeze_ratio", "concurrent_playbooks", "code", "attempts", "failed_attempts",
-              "report") + tuple("phase_" + p for p in PHASE_ORDER)
+              "report", "frozen_window") + tuple("phase_" + p for p in PHASE_ORDER)
 
 
 def code_state():
@@ -72,6 +72,9 @@ def fill_from_report(row, report, rate_bps):
     })
     for phase in PHASE_ORDER:
         row["phase_" + phase] = phases.get(phase)
+    # the report's timeline of the frozen window, s from the freeze: "dumped 0.22 pushed 0.31 ..."
+    row["frozen_window"] = " ".join("%s %.3f" % (e.get("step"), e.get("at_s"))
+                                    for e in (report.get("frozen_window") or [])[1:])
     row["freeze_ratio"] = ratio(row["bytes_freeze"], row["checkpoint_size"])
     row["floor_s"] = floor_s(row["criu_frozen_s"], row["criu_restore_s"], row["bytes_freeze"], rate_bps)
     row["floor_from"] = "own run" if row["floor_s"] is not None else ""

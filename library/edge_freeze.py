@@ -126,6 +126,11 @@ phases:
   type: dict
   returned: always
   sample: {checkpoint: 1.2031, xdelta_source: 0.8123, final_fs_sync: 0.4012, final_rsync: 0.6231}
+phase_spans:
+  description: When each phase of I(phases) began and ended, epoch seconds (the frozen window's timeline in the report).
+  type: dict
+  returned: always
+  sample: {checkpoint: [1764129701.1021, 1764129701.3052], final_rsync: [1764129701.3060, 1764129701.4411]}
 frozen:
   description: Whether the container was checkpointed (and so is stopped).
   type: bool
@@ -249,8 +254,8 @@ def main():
     params = module.params
     final_dir = os.path.join(params["checkpoint_dir"], params["checkpoint_name"])
     phases = Phases()
-    result = dict(changed=False, frozen=False, final_dir=final_dir, phases=phases.durations, restart_policy={},
-                  method=params["method"])
+    result = dict(changed=False, frozen=False, final_dir=final_dir, phases=phases.durations, phase_spans=phases.spans,
+                  restart_policy={}, method=params["method"])
     try:
         api = docker_api(module)
         inspect = inspect_container(api, params["name"])

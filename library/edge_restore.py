@@ -160,6 +160,11 @@ phases:
   type: dict
   returned: always
   sample: {pull: 0.0021, create: 0.3123, xdelta_dest: 0.5012, restore: 1.4031}
+phase_spans:
+  description: When each phase of I(phases) began and ended, epoch seconds (the frozen window's timeline in the report).
+  type: dict
+  returned: always
+  sample: {xdelta_dest: [1764129701.4602, 1764129701.5013], restore: [1764129701.5015, 1764129701.8420]}
 signalled_at:
   description: Epoch seconds at which I(wait_for_file) appeared.
   type: float
@@ -538,7 +543,7 @@ def main():
         supports_check_mode=True)
     params = module.params
     phases = Phases()
-    result = dict(changed=False, phases=phases.durations)
+    result = dict(changed=False, phases=phases.durations, phase_spans=phases.spans)
     if (params["checkpoint_path"] and not params["patch_delta_dir"] and not params["wait_for_file"]
             and not os.path.isdir(params["checkpoint_path"])):
         module.fail_json(msg="checkpoint_path %s is not a directory on this host" % params["checkpoint_path"],
@@ -546,10 +551,10 @@ def main():
     try:
         api = docker_api(module)
         if module.check_mode and params["state"] == "trial":
-            module.exit_json(changed=False, phases={}, trial="skipped: check mode")
+            module.exit_json(changed=False, phases={}, phase_spans={}, trial="skipped: check mode")
         if module.check_mode:
             inspect = inspect_container(api, params["name"])
-            module.exit_json(changed=inspect is None or not inspect["State"].get("Running"), phases={})
+            module.exit_json(changed=inspect is None or not inspect["State"].get("Running"), phases={}, phase_spans={})
         if params["state"] == "created":
             result["container_id"] = ensure_created(module, api, phases, result)["Id"]
         elif params["state"] == "trial":

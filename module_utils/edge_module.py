@@ -62,24 +62,29 @@ def fail(module, exc, **result):
 
 
 class Phases:
-    """Wall-clock durations of named phases, in seconds."""
+    """Wall-clock durations of named phases, in seconds, and when each began and ended
+    (epoch seconds: `spans`, for a timeline across hosts)."""
 
     def __init__(self):
         self.durations = {}
+        self.spans = {}
 
     def __call__(self, name):
-        return _Phase(self.durations, name)
+        return _Phase(self, name)
 
 
 class _Phase:
-    def __init__(self, durations, name):
-        self.durations = durations
+    def __init__(self, phases, name):
+        self.phases = phases
         self.name = name
 
     def __enter__(self):
         self.start = time.monotonic()
+        self.started_at = time.time()
         return self
 
     def __exit__(self, *exc):
-        self.durations[self.name] = round(time.monotonic() - self.start, 4)
+        duration = time.monotonic() - self.start
+        self.phases.durations[self.name] = round(duration, 4)
+        self.phases.spans[self.name] = [round(self.started_at, 4), round(self.started_at + duration, 4)]
         return False

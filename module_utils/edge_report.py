@@ -78,6 +78,7 @@ def build(request, results):
         "phases": {name: value for name, value in phases.items() if value is not None},
         "criu": {"dump": freeze.get("criu_dump") or {}, "restore": restore.get("criu_restore") or {},
                  "restore_options": restore.get("criu_options") or trial.get("criu_options") or []},
+        "frozen_window": frozen_window(freeze, restore),
         "trial_restore": trial.get("trial") or "not run",
         "disk": _disk(_get(results, "fs_warmup"), freeze.get("fs_sync"), _get(results, "fs_final").get("results")),
         "tool_versions": {
@@ -97,6 +98,38 @@ def build(request, results):
         report["note"] = ("cold strategy: the service restarted from its image on the destination; "
                           "its memory state was lost")
     return report
+
+
+# Phases of the final checkpoint's call on the source and of the restore's call on the
+# destination: (phase, 0 for its start or 1 for its end, step, what happened then).
+_SOURCE_EVENTS = (("checkpoint", 1, "dumped", "final checkpoint taken (container stopped)"),
+                  ("xdelta_source", 1, "delta", "delta of the memory images written"),
+                  ("final_fs_sync", 1, "files", "file systems pushed"),
+                  ("final_rsync", 1, "pushed", "memory images pushed, signal left"))
+_DESTINATION_EVENTS = (("xdelta_dest", 1, "patched", "delta applied"),
+                       ("restore", 0, "restore", "restore begins (engine asked to start from the checkpoint)"),
+                       ("restore", 1, "running", "restore ends (container running)"))
+
+
+def frozen_window(freeze, restore):
+    """The frozen window as a timeline: [{at_s, host, step, event}] in order, at_s from the
+    start of the final checkpoint. The two hosts' events are placed by their own clocks: across
+    hosts the offsets are as good as the clocks' agreement (NTP); each host's own are exact."""
+    frozen_at = freeze.get("frozen_at")
+    if not isinstance(frozen_at, (int, float)):
+        return []
+    events = [(frozen_at, "source", "frozen", "final checkpoint begins (container frozen)")]
+    for results, host, wanted in ((freeze, "source", _SOURCE_EVENTS), (restore, "destination", _DESTINATION_EVENTS)):
+        spans = results.get("phase_spans") or {}
+        for phase, end, step, event in wanted:
+            span = spans.get(phase)
+            if isinstance(span, list) and len(span) == 2 and all(isinstance(t, (int, float)) for t in span):
+                events.append((span[end], host, step, event))
+    if isinstance(restore.get("signalled_at"), (int, float)):
+        events.append((restore["signalled_at"], "destination", "signal", "signal seen"))
+    events.sort(key=lambda e: e[0])
+    return [{"at_s": round(at - frozen_at, 3), "host": host, "step": step, "event": event}
+            for at, host, step, event in events]
 
 
 def write(report, reports_dir):
@@ -144,6 +177,10 @@ def summary(report):
         % (mb(report["checkpoint_size"]), mb(report["bytes_warmup"]), mb(report["bytes_freeze"])),
         "phases: " + ", ".join("%s %.2f" % (name, phases[name]) for name in PHASES if name in phases),
     ]
+    window = report.get("frozen_window") or []
+    if len(window) > 1:
+        lines.append("frozen window (s from the freeze): "
+                     + ", ".join("%s %.2f" % (e["step"], e["at_s"]) for e in window[1:]))
     if report.get("disk"):
         disk = report["disk"]
         lines.append("disk (layer and volumes, %d directories): %s in warm-up, %s in freeze (final_fs_sync %.2f s)"

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 import pytest
-from labtools import ROOT, lab_status, run
+from labtools import ROOT, run, system_edge, system_edges
 
 pytestmark = pytest.mark.lab
 
@@ -29,8 +29,8 @@ def in_edge(name, *command, timeout=600):
 
 
 def test_the_unit_tests_pass_with_debian_13s_python():
-    trixie = next((s for s in lab_status(require_up=True)["systems"] if s["release"] == "trixie"), None)
-    assert trixie, "the lab has no trixie system edge: make lab (LAB_RELEASES=bookworm,trixie,sid)"
+    edges = system_edges()
+    trixie = edges[system_edge(edges, "trixie")]
     in_edge(trixie["name"], "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
             "--no-install-recommends", *PACKAGES)
     copy = os.path.join(trixie["root"], COPY)

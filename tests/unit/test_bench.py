@@ -138,3 +138,17 @@ def test_ratios_on_the_report_downtime_when_run_without_prober():
     _table, ratios = report.aggregate(rows, "report_downtime_s")
     assert ratios[("openface-256", "100mbit+20ms")]["seed_over_delta"] == pytest.approx(4.0)
     assert ratios[("openface-256", "100mbit+20ms")]["delta_over_floor"] == pytest.approx(2.0)
+
+
+def test_a_row_takes_the_reports_times_statistics_and_frozen_window():
+    row = {}
+    report.fill_from_report(row, {
+        "downtime_s": 0.9, "total_s": 11.0, "bytes_freeze": 1_000_000, "checkpoint_size": 40_000_000,
+        "phases": {"checkpoint": 0.22, "restore": 0.35},
+        "criu": {"dump": {"frozen_time": 0.2}, "restore": {"restore_time": 0.1}},
+        "frozen_window": [{"at_s": 0.0, "step": "frozen"}, {"at_s": 0.22, "step": "dumped"},
+                          {"at_s": 0.41, "step": "signal"}, {"at_s": 0.85, "step": "running"}]}, 100e6)
+    assert row["report_downtime_s"] == 0.9 and row["phase_checkpoint"] == 0.22 and row["phase_xdelta_dest"] is None
+    assert row["freeze_ratio"] == pytest.approx(0.025)
+    assert row["frozen_window"] == "dumped 0.220 signal 0.410 running 0.850"
+    assert "frozen_window" in report.CSV_FIELDS

@@ -49,3 +49,32 @@ def test_write_json_and_csv_rows(tmp_path):
     rows = list(csv.DictReader(open(csv_path)))
     assert len(rows) == 2 and list(rows[0]) == list(CSV_FIELDS)
     assert rows[1]["outcome"] == "rolled_back" and rows[1]["cause"] == "x"
+
+
+def test_the_frozen_window_is_a_timeline_of_both_hosts_from_the_freeze():
+    freeze = dict(RESULTS["freeze"], phase_spans={"checkpoint": [1008.0, 1008.22], "xdelta_source": [1008.22, 1008.3],
+                                                  "final_rsync": [1008.3, 1008.45]})
+    restore = dict(RESULTS["restore"], signalled_at=1008.46,
+                   phase_spans={"xdelta_dest": [1008.47, 1008.5], "restore": [1008.5, 1008.85]})
+    report = build(REQUEST, dict(RESULTS, freeze=freeze, restore=restore))
+    window = report["frozen_window"]
+    assert [(e["at_s"], e["host"]) for e in window] == [
+        (0.0, "source"), (0.22, "source"), (0.3, "source"), (0.45, "source"), (0.46, "destination"),
+        (0.5, "destination"), (0.5, "destination"), (0.85, "destination")]
+    assert window[0]["event"].startswith("final checkpoint begins") and window[4]["event"] == "signal seen"
+    assert window[-1]["event"].startswith("restore ends")
+
+
+def test_no_frozen_window_without_a_freeze_and_spans_from_an_edge_must_be_numbers():
+    assert build(REQUEST, dict(RESULTS, freeze={}))["frozen_window"] == []
+    freeze = dict(RESULTS["freeze"], phase_spans={"checkpoint": ["1008", None], "final_rsync": "x"})
+    assert [e["at_s"] for e in build(REQUEST, dict(RESULTS, freeze=freeze))["frozen_window"]] == [0.0]
+    assert not any(line.startswith("frozen window") for line in summary(build(REQUEST, RESULTS)))
+
+
+def test_the_summary_reads_the_frozen_window_in_short():
+    freeze = dict(RESULTS["freeze"], phase_spans={"checkpoint": [1008.0, 1008.22], "final_rsync": [1008.3, 1008.45]})
+    restore = dict(RESULTS["restore"], signalled_at=1008.46, phase_spans={"restore": [1008.5, 1008.85]})
+    lines = summary(build(REQUEST, dict(RESULTS, freeze=freeze, restore=restore)))
+    assert "frozen window (s from the freeze): dumped 0.22, pushed 0.45, signal 0.46, restore 0.50, running 0.85" \
+        in lines
