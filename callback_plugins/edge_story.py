@@ -9,8 +9,9 @@ type: stdout
 short_description: the default output, with waits that do not read as failures
 description:
   - Ansible's default stdout callback, except for the retries of a task with C(until), which
-    print C(waiting [host] task (check N, up to M)) instead of C(FAILED - RETRYING), followed
-    by the transfer's progress when the result has one (C(progress) with bytes, total_bytes,
+    print C(waiting [host] task (check N, up to M)) instead of C(FAILED - RETRYING) (a task
+    that checks more often than once a second, one line a second), followed by the
+    transfer's progress when the result has one (C(progress) with bytes, total_bytes,
     percent, rate, time_left, as edge_sync_progress returns it).
 extends_documentation_fragment:
   - ansible.builtin.default_callback
@@ -30,9 +31,23 @@ class CallbackModule(DefaultCallback):
     def v2_runner_retry(self, result):
         attempts = result._result.get("attempts", 0)
         retries = result._result.get("retries", 0)
+        if not starts_a_second(getattr(result._task, "delay", None), attempts):
+            return
         self._display.display("waiting [%s] %s (check %d, up to %d)%s"
                               % (self.host_label(result), result.task_name or result._task, attempts, retries,
                                  describe_progress(result._result.get("progress"))))
+
+
+def starts_a_second(delay, attempts):
+    """Whether this check of a task retried every `delay` seconds is the first of a new second
+    of waiting: a task that polls faster than once a second prints a line a second."""
+    try:
+        delay = float(delay)
+    except (TypeError, ValueError):
+        return True
+    if delay <= 0 or delay >= 1 or attempts <= 1:
+        return True
+    return int(attempts * delay + 1e-9) > int((attempts - 1) * delay + 1e-9)
 
 
 def describe_progress(progress):

@@ -1,6 +1,8 @@
-"""Real servers from Debian's packages (images built by `lab/lab up`), each started on edge1 as
-people start it with `docker run`, migrated to edge2 by name while a client writes to it from
-the controller; the client then reads back from edge2 everything the server acknowledged.
+"""Real servers from Debian's packages (images built by `lab/lab up`), each started as people
+start it with `docker run` on the bookworm system edge (Docker 20.10), migrated by name to the
+trixie one (Docker 26.1, as on Debian 13) while a client writes to it from the controller; the
+client then reads back from the destination everything the server acknowledged. The system
+edges alone take part (labtools.on_systems), so that this runs beside the tests of edge1..N.
 Nothing is persisted to disk unless said: what comes back was carried over in memory.
 In the lab every server runs as root (lab/lab SERVERS_ROOTFS says why)."""
 
@@ -15,7 +17,17 @@ import urllib.request
 
 import docker
 import pytest
-from labtools import REPORTS, engine, latest_report, memory_images_left, playbook, remove_everywhere, running_on
+from labtools import (
+    REPORTS,
+    engine,
+    latest_report,
+    memory_images_left,
+    on_systems,
+    remove_everywhere,
+    running_on,
+    system_edge,
+    system_edges,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -379,9 +391,9 @@ class Writer(threading.Thread):
     """Writes 0, 1, 2... to whichever host answers, as a client that retries would; keeps the
     numbers the server acknowledged and the host that acknowledged each."""
 
-    def __init__(self, lab, server):
+    def __init__(self, lab, server, hosts):
         super().__init__(daemon=True)
-        self.lab, self.server = lab, server
+        self.lab, self.server, self.hosts = lab, server, hosts
         self.acked = {}
         self.errors = 0
         self.stop = threading.Event()
@@ -389,7 +401,7 @@ class Writer(threading.Thread):
     def run(self):
         i = 0
         while not self.stop.is_set():
-            for host_name in ("edge1", "edge2"):
+            for host_name in self.hosts:
                 try:
                     if self.server["write"](self.lab[host_name]["address"], self.server["host_port"], i):
                         self.acked[i] = host_name
@@ -403,10 +415,11 @@ class Writer(threading.Thread):
         return sum(1 for h in list(self.acked.values()) if h == host_name)
 
 
-def migrate(name, destination):
+def migrate(edges, name, destination):
     before = set(os.listdir(REPORTS)) if os.path.isdir(REPORTS) else set()
     t0 = time.time()
-    proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % destination, check=False)
+    proc = on_systems(edges, "migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % destination,
+                      check=False)
     elapsed = time.time() - t0
     new = sorted(set(os.listdir(REPORTS)) - before) if os.path.isdir(REPORTS) else []
     report = latest_report(name) if any(n.endswith("-%s.json" % name) for n in new) else {}
@@ -421,16 +434,23 @@ def migrate(name, destination):
 
 # ---------------------------------------------------------------- the test
 
+@pytest.fixture(scope="module")
+def lab():
+    """The system edges (the tests here use no other)."""
+    return system_edges()
+
+
 @pytest.mark.parametrize("name", sorted(SERVERS))
 def test_real_server_keeps_what_its_client_wrote(lab, name):
     server = SERVERS[name]
-    source, destination = lab["edge1"], lab["edge2"]
+    src_name, dst_name = system_edge(lab, "bookworm"), system_edge(lab, "trixie")
+    source, destination = lab[src_name], lab[dst_name]
     port = server["host_port"]
     remove_everywhere(lab, name)
-    writer = Writer(lab, server)
+    writer = Writer(lab, server, (src_name, dst_name))
     try:
         first = docker_run(source, name, server)
-        wait_until(lambda: server["write"](source["address"], port, -1), 30, "%s to answer on edge1" % name)
+        wait_until(lambda: server["write"](source["address"], port, -1), 30, "%s to answer on %s" % (name, src_name))
         if "healthcheck" in server:
             wait_until(lambda: engine(source).inspect_container(name)["State"]["Health"]["Status"] == "healthy",
                        30, "%s to be healthy" % name)
@@ -438,17 +458,17 @@ def test_real_server_keeps_what_its_client_wrote(lab, name):
         assert procs and procs[0].startswith("1 "), procs
 
         writer.start()
-        wait_until(lambda: writer.on("edge1") >= 20, 30, "20 writes to %s on edge1" % name)
+        wait_until(lambda: writer.on(src_name) >= 20, 30, "20 writes to %s on %s" % (name, src_name))
         before = server["read"](source["address"], port, sorted(writer.acked))
-        on_source = writer.on("edge1")
-        migrate(name, "edge2")
-        assert writer.on("edge1") > on_source, "the client wrote to the source while the migration ran"
-        # the client goes on writing, now to edge2
-        wait_until(lambda: writer.on("edge2") >= 5, 30, "5 writes to %s on edge2" % name)
+        on_source = writer.on(src_name)
+        migrate(lab, name, dst_name)
+        assert writer.on(src_name) > on_source, "the client wrote to the source while the migration ran"
+        # the client goes on writing, now to the destination
+        wait_until(lambda: writer.on(dst_name) >= 5, 30, "5 writes to %s on %s" % (name, dst_name))
         writer.stop.set()
         writer.join(10)
 
-        assert running_on(lab, name) == ["edge2"]
+        assert running_on(lab, name) == [dst_name]
         written = sorted(writer.acked)
         after = server["read"](destination["address"], port, written)
         server["check"](before, after, written)
@@ -459,7 +479,7 @@ def test_real_server_keeps_what_its_client_wrote(lab, name):
         assert moved["HostConfig"]["PortBindings"]["%d/tcp" % server["port"]][0]["HostPort"] == str(port)
         if "healthcheck" in server:
             wait_until(lambda: engine(destination).inspect_container(name)["State"]["Health"]["Status"] == "healthy",
-                       30, "%s to be healthy on edge2" % name)
+                       30, "%s to be healthy on %s" % (name, dst_name))
         # other migrations may be under way in the lab: only this service's leftovers count
         mine = ["%s/%s-" % (host["checkpoint_dir"], name) for host in lab.values()]
         mine += ["/containers/%s/checkpoints" % cid for cid in (first.id, moved["Id"])]

@@ -8,7 +8,7 @@ import sys
 from module_runner import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "callback_plugins"))
-from edge_story import describe_progress  # noqa: E402
+from edge_story import describe_progress, starts_a_second  # noqa: E402
 
 PLAYBOOK = """- hosts: localhost
   gather_facts: false
@@ -97,3 +97,8 @@ def test_progress_from_an_edge_is_shown_only_when_it_looks_like_figures():
     assert describe_progress({"bytes": 1, "rate": "9" * 5000}) == ": 0.0 MB"
     shown = describe_progress({"bytes": 1, "rate": "\x1b[2J{{ lookup('pipe', 'id') }}", "time_left": "0:00:01"})
     assert "lookup" not in shown and "\x1b" not in shown and shown.endswith("0:00:01 left")
+
+
+def test_a_task_polling_faster_than_once_a_second_prints_a_line_a_second():
+    assert [n for n in range(1, 16) if starts_a_second(0.2, n)] == [1, 5, 10, 15]
+    assert all(starts_a_second(delay, n) for delay in (1, 2.5, 0, "1", None, "x") for n in range(1, 5))
