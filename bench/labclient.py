@@ -17,9 +17,11 @@ LAB = REPO / "lab" / "lab"
 PLAYBOOK = REPO / ".venv" / "bin" / "ansible-playbook"
 SERVICE_PORT = 9999  # the port the lab's service images listen on inside their container
 
-# tc_rate_bits (bits per second of a tc rate, read as `lab/lab link` reads it) is the lab's own,
-# from lab/labnet.py (standard library only); bench.py and experiment/run.py import it from here.
+# tc_rate_bits (bits per second of a tc rate, read as `lab/lab link` reads it) and the lab's lock
+# are the lab's own, from lab/labnet.py and lab/labhosts.py (standard library only); bench.py,
+# experiment/run.py and the lab tests import them from here.
 sys.path.insert(0, str(LAB.parent))
+from labhosts import lock as lab_lock  # noqa: E402, F401 - the lab's lock, for changes made beside `lab/lab`
 from labnet import tc_rate_bits  # noqa: E402, F401
 
 

@@ -18,6 +18,8 @@ sys.path.insert(0, ROOT)  # the bench package: the lab client and the prober
 from bench import labclient  # noqa: E402
 from bench.prober import read_reply  # noqa: E402
 
+lab_lock = labclient.lab_lock  # the lab's own lock: held, `lab/lab up` waits
+
 
 def run(cmd, check=True, timeout=120, **kw):
     """Run a command; with check, fail the test with its output when it fails."""

@@ -4,7 +4,6 @@ migration-ready only by playbooks/prepare_edges.yml over SSH (its second run cha
 tests/lab/test_prepare_edges.py): bookworm runs Debian's Docker 20.10, trixie 26.1, sid 28.5.
 The tests here use the system edges alone (labtools.on_systems)."""
 
-import fcntl
 import json
 import os
 import time
@@ -14,6 +13,7 @@ import pytest
 from labtools import (
     ROOT,
     engine,
+    lab_lock,
     on_systems,
     read_file,
     request,
@@ -26,7 +26,6 @@ from labtools import (
 
 pytestmark = pytest.mark.lab
 
-LAB_LOCK = "/run/edgelab.lock"  # lab/labhosts.py
 OPENFACE, OPENFACE_PORT, OPENFACE_MB = "versions-openface", 9999, 190
 ENGINES = {"bookworm": "20.10.", "trixie": "26.1.", "sid": "28.5."}
 DEBIAN_VERSIONS = {"bookworm": "12.", "trixie": "13.", "sid": "/sid"}
@@ -199,8 +198,8 @@ def sid_on_containerd_store(edges):
     def restart_docker(text):
         # Under the lab's lock: a `lab/lab up` of a test beside this one would see this Docker
         # down and start it as at boot, in the middle of the restart.
-        with open(LAB_LOCK, "a") as held:
-            fcntl.flock(held, fcntl.LOCK_EX)
+        held = lab_lock()
+        try:
             with open(path, "w") as handle:
                 handle.write(text)
             run([os.path.join(ROOT, "lab", "lab"), "exec", name, "--", "service", "docker", "restart"])
@@ -209,6 +208,8 @@ def sid_on_containerd_store(edges):
                     return engine(edges[name]).info()
                 except docker.errors.DockerException:
                     time.sleep(0.2)
+        finally:
+            os.close(held)
         raise AssertionError("Docker on %s did not come back" % name)
 
     try:
