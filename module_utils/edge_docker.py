@@ -165,7 +165,8 @@ def memory_usage(api, container_id):
 
 
 def checkpoint(api, container, checkpoint_dir, checkpoint_id, leave_running):
-    """Checkpoint through the engine's checkpoint endpoint; images land in checkpoint_dir/checkpoint_id."""
+    """Checkpoint through the engine's checkpoint endpoint (the SDK has no call for it); images
+    land in checkpoint_dir/checkpoint_id."""
     body = {"CheckpointID": checkpoint_id, "CheckpointDir": checkpoint_dir, "Exit": not leave_running}
     url = api._url("/containers/{0}/checkpoints", container)
     try:
@@ -259,12 +260,12 @@ def create(api, name, config):
     """Create (not start) a container named `name` from a portable configuration, connected
     to each network of its NetworkingConfig."""
     config, more = split_endpoints(config)
-    url = api._url("/containers/create")
     try:
-        result = api._result(api._post_json(url, data=config, params={"name": name}), True)
+        result = api.create_container_from_config(config, name=name)
     except APIError as exc:
         raise DockerError("cannot create container %s: %s" % (name, _explain(exc)),
                           cmd="POST /containers/create?name=%s" % name) from exc
+    # The endpoint goes as the source had it: connect_container_to_network takes only some of its fields.
     for network, endpoint in more.items():
         try:
             api._raise_for_status(api._post_json(api._url("/networks/{0}/connect", network),
@@ -326,6 +327,7 @@ def _fresh_checkpoint_dir(root_dir, container_id, checkpoint_id):
 
 
 def start_from_checkpoint(api, container_id, checkpoint_id):
+    """POST /containers/ID/start?checkpoint=ID: the SDK's start() takes no checkpoint."""
     url = api._url("/containers/{0}/start", container_id)
     params = {"checkpoint": checkpoint_id} if checkpoint_id else {}
     try:
