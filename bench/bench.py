@@ -151,6 +151,7 @@ def run_once(lab, args, out, service_name, link_name, link_setting, strategy, re
         row["outcome"] = report.get("outcome") or ("playbook rc %d" % proc.returncode)
         row["cause"] = (report.get("cause") or "")[:300]
         row["chosen_strategy"] = report.get("strategy") or ""
+        row["strategy_reason"] = report.get("strategy_reason") or ""
         if proc.returncode != 0 and row["outcome"] == "migrated":
             row["outcome"] = "playbook rc %d" % proc.returncode
         times = [t for t, _a, _c in answers]

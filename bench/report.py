@@ -14,8 +14,8 @@ from bench.matrix import STRATEGIES
 NO_NETEM = "not emulated (no netem in this kernel)"
 PHASE_ORDER = ("pre_checkpoint", "pre_rsync", "pre_rounds", "prepare", "checkpoint", "xdelta_source", "final_rsync",
                "xdelta_dest", "restore")
-CSV_FIELDS = ("service", "state_mb", "link", "link_rate_bps", "delay", "strategy", "chosen_strategy", "repeat",
-              "outcome",
+CSV_FIELDS = ("service", "state_mb", "link", "link_rate_bps", "delay", "strategy", "chosen_strategy", "strategy_reason",
+              "repeat", "outcome",
               "state_kept", "counter", "client_downtime_s", "gap_in_freeze", "report_downtime_s", "total_s",
               "bytes_warmup", "bytes_freeze", "checkpoint_size", "criu_frozen_s", "criu_restore_s", "floor_s",
               "floor_from", "freeze_ratio", "concurrent_playbooks", "code", "attempts", "failed_attempts",

@@ -207,7 +207,7 @@ from ansible.module_utils.edge_module import (
 )
 from ansible.module_utils.edge_prepared import RecordError
 from ansible.module_utils.edge_prepared import claim as claim_prepared
-from ansible.module_utils.edge_transfer import SYNC_ARGS, push, push_options
+from ansible.module_utils.edge_transfer import OVER_AN_OLDER_COPY, SYNC_ARGS, push, push_options
 
 
 def _controller_gone():
@@ -301,7 +301,8 @@ def main():
         marker = params["done_marker"] if params["done_marker"] and not _controller_gone() else None
         with phases("final_rsync"):
             stats = push(runner(module), sent_dir, params["dest_host"], params["dest_dir"],
-                         whole_file=whole_file, inplace=False, done_marker=marker, **push_options(params))
+                         whole_file=whole_file, inplace=False, done_marker=marker, extra_args=OVER_AN_OLDER_COPY,
+                         **push_options(params))
         result["bytes_sent"] = stats["bytes_sent"]
     except RecordError as exc:
         fail(module, EdgeError("nothing was frozen: %s" % exc), **result)

@@ -114,7 +114,7 @@ from ansible.module_utils.edge_docker import inspect_container
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_images import pages_checksums, remove_tree
 from ansible.module_utils.edge_module import CHECKPOINT_ARGS, DOCKER_ARGS, docker_api, fail, runner, take_checkpoint
-from ansible.module_utils.edge_transfer import SYNC_ARGS, push, push_options
+from ansible.module_utils.edge_transfer import OVER_AN_OLDER_COPY, SYNC_ARGS, push, push_options
 
 ROUND_BLOCK_SIZE = 4096  # a page: the unit a process dirties
 
@@ -163,7 +163,8 @@ def main():
             os.chmod(round_dir, 0o700)
             checkpointed = time.monotonic()
             stats = push(runner(module), round_dir, params["dest_host"], params["dest_dir"], whole_file=False,
-                         inplace=False, extra_args=["--block-size=%d" % ROUND_BLOCK_SIZE], **push_options(params))
+                         inplace=False, extra_args=["--block-size=%d" % ROUND_BLOCK_SIZE] + list(OVER_AN_OLDER_COPY),
+                         **push_options(params))
             remove_tree(params["base_dir"])
             os.rename(round_dir, params["base_dir"])
             rounds.append(dict(checkpoint_s=round(checkpointed - begin, 4),

@@ -16,7 +16,8 @@ options:
     description:
       - The migration and its outcome, with keys migration_id, service, source,
         destination, strategy, outcome (migrated, rolled_back or failed), cause,
-        started_at and finished_at (epoch seconds).
+        started_at and finished_at (epoch seconds), and optionally strategy_reason
+        (why that strategy) and kept_checkpoint.
     type: dict
     required: true
   results:

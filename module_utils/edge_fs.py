@@ -12,7 +12,10 @@ from ansible.module_utils.edge_docker import APIError, DockerError, NotFound
 from ansible.module_utils.edge_transfer import push
 
 # rsync -a already has -D (devices and specials: overlay whiteouts).
-TREE_FLAGS = ("--hard-links", "--acls", "--xattrs", "--numeric-ids")
+# --modify-window=-1: rsync's quick check compares modification times in whole seconds by
+# default, so a file rewritten with the same size within the second of its warm-up copy would
+# be skipped by the final push; nanoseconds tell them apart.
+TREE_FLAGS = ("--hard-links", "--acls", "--xattrs", "--numeric-ids", "--modify-window=-1")
 # Inode change times come from a coarse clock; a tree is compared with this much slack.
 CTIME_SLACK_S = 1.0
 LAYER_DRIVER = "overlay2"

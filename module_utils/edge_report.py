@@ -62,6 +62,7 @@ def build(request, results):
         "source": request["source"],
         "destination": request["destination"],
         "strategy": request["strategy"],
+        "strategy_reason": request.get("strategy_reason") or "",
         "outcome": request["outcome"],
         "cause": request.get("cause") or "",
         "state_preserved": bool(restore.get("from_checkpoint")),
@@ -177,6 +178,8 @@ def summary(report):
         % (mb(report["checkpoint_size"]), mb(report["bytes_warmup"]), mb(report["bytes_freeze"])),
         "phases: " + ", ".join("%s %.2f" % (name, phases[name]) for name in PHASES if name in phases),
     ]
+    if report.get("strategy_reason"):
+        lines.append("strategy %s: %s" % (report["strategy"], report["strategy_reason"]))
     window = report.get("frozen_window") or []
     if len(window) > 1:
         lines.append("frozen window (s from the freeze): "

@@ -67,6 +67,24 @@ def test_openface_keeps_its_state_over_several_hops(lab, openface, strategy, hop
         assert memory_images_left(lab) == []
 
 
+@pytest.mark.parametrize("precopy_after,chosen,reason", [
+    (0, "iterative", "at least 0 s: warm-up rounds until little changes"),
+    (100000, "delta", "under 100000 s: no warm-up rounds"),
+])
+def test_without_a_strategy_the_warm_up_copy_time_decides_on_rounds(lab, openface, precopy_after, chosen, reason):
+    """The default strategy takes iterative's rounds when the warm-up copy took at least
+    migration_default_precopy_after seconds; the report says which and why."""
+    checksum = request(lab["edge1"], 9999, "SUM")["sha256"]
+    proc = playbook("migrate.yml", "-e", "service=openface", "-e", "destination=edge2",
+                    "-e", "migration_default_precopy_after=%s" % precopy_after)
+    report = latest_report("openface")
+    assert report["outcome"] == "migrated" and report["strategy"] == chosen, report
+    assert report["strategy_reason"].startswith("the warm-up copy took ") and report["strategy_reason"].endswith(reason)
+    assert ("strategy %s: the warm-up copy took" % chosen) in proc.stdout  # in the play's summary
+    assert ("warmup_rounds" in report) == (chosen == "iterative")
+    assert request(lab["edge2"], 9999, "SUM")["sha256"] == checksum
+
+
 def test_cold_migration_starts_from_zero_and_says_so(lab, openface):
     checksum = request(lab["edge1"], 9999, "SUM")["sha256"]
     request(lab["edge1"], 9999, "GET")

@@ -10,10 +10,12 @@ import subprocess
 import sys
 
 import pytest
+from ansible.module_utils.edge_fs import TREE_FLAGS
 from ansible.module_utils.edge_progress import RSYNC_PROGRESS_ARGS
 from ansible.module_utils.edge_transfer import (
     CPUINFO_CHECK,
     ITEMIZE_ARGS,
+    OVER_AN_OLDER_COPY,
     REFUSED,
     REMOVE,
     TransferError,
@@ -63,9 +65,11 @@ def test_rsync_receives_below_the_workdir_and_the_engine_roots(edge):
                    % (edge, edge, SERVER, edge))
     assert action["mkdir"] == (str(edge / "work"), ["m1", "delta"]) and action["done"] == (str(edge / "work"),
                                                                                             ["m1", "sent"])
-    layer = parse(edge, "edge-migrate-receive --server -lHogDtpAXre.iLsfxCIvu --numeric-ids . "
+    layer = parse(edge, "edge-migrate-receive --server -lHogDtpAXre.iLsfxCIvu -@-1 --numeric-ids . "
                   "%s/docker/overlay2/abc/diff/" % edge)
     assert layer["dest"] == (str(edge / "docker" / "overlay2"), ["abc", "diff"])
+    # what rsync sends for --ignore-times (memory images over an older copy)
+    assert parse(edge, "rsync --server -logDtprIe.iLsfxCIvu . %s/work/m1/" % edge)["rsync"] == ["-logDtprIe.iLsfxCIvu"]
     assert parse(edge, "rsync --server -logDtpre.iLsfxCIvu -B131072 --compress-choice=zstd . %s/docker/volumes/v/_data"
                  % edge)["dest"][1] == ["v", "_data"]
     # what rsync 3.2+ sends for each --compress-choice (zlib: -z and --old-compress)
@@ -101,6 +105,7 @@ def test_rsync_into_anything_but_a_directory_below_a_root_is_refused(edge, dest)
     "-logDtpre.iLsfxCIvu --timeout", "-logDtpre.iLsfxCIvu --delete=1", "-logDtpre.iLsfxCIvu --server",
     "-logDtpre.iLsfxCIvu --config=/etc/x", "-logDtpre.iLsfxCIvu -T /etc", "-logDtpre.iLsfxCIvu x",
     "-logDtpre.iLsfxCIvu --log-format=%n", "-logDtpre.iLsfxCIvu --log-format=%i%f",
+    "-logDtpre.iLsfxCIvu -@", "-logDtpre.iLsfxCIvu -@1x", "-logDtpre.iLsfxCIvu -@-1;id",
 ])
 def test_rsync_options_outside_the_allow_list_are_refused(edge, options):
     assert refused(edge, "rsync --server %s . %s/work/m1/" % (options, edge))
@@ -235,3 +240,23 @@ def test_rsync_path_carries_no_shell_text():
     remote = [a for a in argv if a.startswith("--rsync-path=")][0][len("--rsync-path="):]
     assert shlex.split(remote) == ["edge-migrate-receive", "--mkdir", "/x y/d", "--done", "/x y/sent"]
     assert not set("&|;$`(){}") & set(remote)
+
+
+@pytest.mark.parametrize("extra_args", [TREE_FLAGS, OVER_AN_OLDER_COPY], ids=["tree", "memory images"])
+def test_a_rewrite_of_the_same_size_in_the_same_second_is_sent(edge, tmp_path, extra_args):
+    """rsync's quick check sees size and whole seconds only: a file rewritten with the same size
+    within the second of its earlier copy would stay old on the destination without these flags."""
+    src = tmp_path / "src"
+    src.mkdir()
+    page = src / "pages-1.img"
+    page.write_bytes(b"a" * 8192)
+    os.utime(page, ns=(1_700_000_000_100_000_000, 1_700_000_000_100_000_000))
+    dest = edge / "work" / "m3" / "base"
+    argv = rsync_command(str(src), "h", str(dest), extra_args=extra_args, whole_file=False)
+    assert via_forced_command(edge, tmp_path, argv).returncode == 0
+    page.write_bytes(b"b" * 8192)
+    os.utime(page, ns=(1_700_000_000_900_000_000, 1_700_000_000_900_000_000))
+    proc = via_forced_command(edge, tmp_path, argv)
+    assert proc.returncode == 0, proc.stderr
+    assert (dest / "pages-1.img").read_bytes() == b"b" * 8192
+

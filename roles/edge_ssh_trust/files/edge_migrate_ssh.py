@@ -51,6 +51,8 @@ LONG_VALUES = {"--timeout": NUMBER, "--contimeout": NUMBER, "--block-size": NUMB
                "--checksum-choice": re.compile(r"^[a-z0-9,]{1,40}$"), "--bwlimit": re.compile(r"^[0-9.]{1,12}[KMG]?$"),
                # what --itemize-changes asks of the receiver: the change of each item, on the client's stream
                "--log-format": re.compile(r"^%i$")}
+# --modify-window as the client sends it to the server (-@N); -1 compares nanoseconds.
+MODIFY_WINDOW = re.compile(r"^-?[0-9]{1,6}$")
 # The compatibility flags a client sends after -e in the server's option bundle (not a shell).
 COMPAT = re.compile(r"^[.A-Za-z0-9]*$")
 
@@ -123,6 +125,10 @@ def _short_bundle(option):
             return
         if letter == "B":
             if not NUMBER.fullmatch(letters[index + 1:]):
+                raise Refused("rsync option %s is not allowed here" % option)
+            return
+        if letter == "@":  # --modify-window, which only changes how times are compared
+            if not MODIFY_WINDOW.fullmatch(letters[index + 1:]):
                 raise Refused("rsync option %s is not allowed here" % option)
             return
         if letter not in SHORT_FLAGS:
