@@ -9,6 +9,7 @@ import re
 import pytest
 from labtools import (
     ROOT,
+    latest_report,
     on_systems,
     remove_everywhere,
     request,
@@ -54,5 +55,10 @@ def test_a_long_warm_up_copy_shows_its_progress(edges):
     assert sent == sorted(sent) and sent[-1] > sent[0], progress  # it moves forward
     assert all(p[1] >= 256 for p in progress), progress  # of the whole memory image
     assert "FAILED" not in proc.stdout
+    # Two minutes of copy without -e strategy: the default takes warm-up rounds, and says why.
+    report = latest_report(NAME)
+    assert report["strategy"] == "iterative", report["strategy_reason"]
+    assert "at least 3.0 s" in report["strategy_reason"], report["strategy_reason"]
+    assert report["warmup_rounds"]["rounds"], report["warmup_rounds"]
     assert running_on(edges, NAME) == [destination]
     assert request(edges[destination], PORT, "SUM")["sha256"] == checksum
