@@ -195,7 +195,7 @@ class Measure:
         # The rsync strategy's freeze: the final dump rsynced over the copy the destination
         # holds, with rsync's delta algorithm (its scan of both files is most of its time).
         shutil.copytree(self.path("cp1"), self.path("basis"))
-        argv = ["rsync", "-a", "--stats", "--no-whole-file", "--inplace", self.path("cp2") + "/",
+        argv = ["rsync", "-a", "--stats", "--no-whole-file", "--inplace", "--ignore-times", self.path("cp2") + "/",
                 self.path("basis") + "/"]
         (rc, stdout, stderr), out["rsync_s"] = timed(self.run, argv)
         if rc != 0:

@@ -47,9 +47,11 @@ options:
     elements: str
     default: []
   strategy:
-    description: Strategy of entries that name none, and of every evacuated service.
+    description:
+      - Strategy of entries that name none, and of every evacuated service. Without it, those
+        migrations name no strategy and take migrate.yml's default (which decides on warm-up
+        rounds by itself).
     type: str
-    default: delta
   strategies:
     description: Strategies migrate.yml knows.
     type: list
@@ -167,7 +169,7 @@ def main():
         edges=dict(type="list", elements="str", required=True),
         facts=dict(type="dict", required=True),
         catalog=dict(type="list", elements="str", default=[]),
-        strategy=dict(type="str", default="delta"),
+        strategy=dict(type="str"),
         strategies=dict(type="list", elements="str", default=["delta", "rsync", "cold", "seed-delta"]),
         cpu_request=dict(type="float", default=0.1),
     ), mutually_exclusive=[("plan_file", "evacuate")], required_one_of=[("plan_file", "evacuate")],
@@ -180,7 +182,7 @@ def main():
         if not 0 <= params["cpu_request"] <= 1024 or len(params["match"]) > 256:  # NaN fails the comparison
             raise PlanError(["cpu_request must be 0 to 1024 cores and match at most 256 characters (got %s, %d)"
                              % (params["cpu_request"], len(params["match"]))])
-        if params["strategy"] not in params["strategies"]:
+        if params["strategy"] is not None and params["strategy"] not in params["strategies"]:
             raise PlanError(["unknown strategy '%s': choose one of %s"
                              % (params["strategy"], ", ".join(params["strategies"]))])
         if mode == "evacuate":
@@ -192,7 +194,8 @@ def main():
     except PlanError as exc:
         module.fail_json(msg=str(exc), errors=exc.errors, mode=mode)
     summary = ["%s: %s -> %s, %s, %.1f MB, %.2f CPU"
-               % (m["service"], m["source"], m["destination"], m["strategy"], m["memory_bytes"] / 1e6, m["cpu_cores"])
+               % (m["service"], m["source"], m["destination"], m["strategy"] or "default strategy",
+                  m["memory_bytes"] / 1e6, m["cpu_cores"])
                for m in migrations]
     module.exit_json(changed=False, mode=mode, migrations=migrations, placements=placements, summary=summary)
 

@@ -74,9 +74,11 @@ import shutil
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_fs import TREE_FLAGS
 from ansible.module_utils.edge_module import fail, runner
 from ansible.module_utils.edge_transfer import (
     CPUINFO_CHECK,
+    OVER_AN_OLDER_COPY,
     REFUSED,
     REMOVE,
     SYNC_ARGS,
@@ -105,8 +107,10 @@ def main():
                 module.fail_json(msg="criu cpuinfo dump failed on the source: %s" % (err or out).strip(),
                                  cmd=" ".join(argv), rc=rc, stderr=err, **result)
         try:
+            # With every option a migration's pushes send: an edge whose forced command is older
+            # than this source refuses here, before anything is frozen.
             push(runner(module), scratch, params["dest_host"], params["dest_dir"], whole_file=True,
-                 **push_options(params))
+                 extra_args=TREE_FLAGS + OVER_AN_OLDER_COPY, **push_options(params))
         except TransferError as exc:
             exc.msg = ("this host cannot push to %s@%s over SSH (key %s, known_hosts %s): %s; check that the "
                        "destination's sshd accepts this host's key for edge-migrate's transfers and that its "

@@ -174,7 +174,7 @@ def _entry_shape(entry, strategies):
     return errors
 
 
-def validate_plan(entries, edges, catalog=(), strategies=("delta",), default_strategy="delta"):
+def validate_plan(entries, edges, catalog=(), strategies=("delta",), default_strategy=None):
     """The migrations of a plan file's entries (a list of {service, destination[, strategy, hooks]}),
     or PlanError naming every bad entry: unknown or ambiguous service, unknown, silent or
     same-as-source destination, a name already taken there, duplicates, memory the destination lacks."""
@@ -272,7 +272,7 @@ class Placement:
                 "pressure_after": round(self.pressure(), 4)}
 
 
-def evacuation_plan(host, edges, match="*", strategy="delta", cpu_request=0.1, exclude=()):
+def evacuation_plan(host, edges, match="*", strategy=None, cpu_request=0.1, exclude=()):
     """The migrations that empty `host` of its running containers (names matching `match`), each to
     the other edge with the lowest pressure (memory share + CPU per CPU) once this run's earlier
     assignments are counted; a service counts at least `cpu_request` cores. Largest first.

@@ -194,6 +194,7 @@ def result(job, reports_dir):
                  duration_s=round(job.finished_at - job.started_at, 3))
     if report:
         entry.update(outcome=report["outcome"], cause=report.get("cause") or "", downtime_s=report.get("downtime_s"),
+                     strategy=report.get("strategy") or entry["strategy"],
                      total_s=report.get("total_s"), state_preserved=report.get("state_preserved"),
                      migration_id=report.get("migration_id"))
         if job.rc and report["outcome"] == "migrated":

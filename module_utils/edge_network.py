@@ -131,10 +131,9 @@ def create_body(wanted):
 def create(api, wanted):
     body = create_body(wanted)
     try:
-        return api.create_network(body["Name"], driver=body["Driver"], options=body["Options"], ipam=body["IPAM"],
-                                  check_duplicate=body["CheckDuplicate"], internal=body["Internal"],
-                                  labels=body["Labels"], enable_ipv6=body["EnableIPv6"],
-                                  attachable=body["Attachable"])["Id"]
+        # Not the SDK's create_network: it leaves EnableIPv6 and Internal out when false, and an engine
+        # with default-network-opts would then decide them, not the source.
+        return api._result(api._post_json(api._url("/networks/create"), data=body), True)["Id"]
     except APIError as exc:
         raise DockerError("cannot create network %s on the destination: %s"
                           % (wanted["name"], getattr(exc, "explanation", None) or exc),

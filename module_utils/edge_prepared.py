@@ -14,7 +14,7 @@ RECORD = "prepared.json"
 CLAIMED = "finishing.json"
 # What a prepare run hands to its finish; anything else in a record is dropped.
 FIELDS = {
-    "migration_id": str, "service": str, "source": str, "destination": str, "strategy": str,
+    "migration_id": str, "service": str, "source": str, "destination": str, "strategy": str, "strategy_reason": str,
     "src_work": str, "dst_work": str, "dest_address": str, "src_docker": str, "dst_docker": str,
     "src_exec_root": str, "warmup_path": str, "base_sha256": dict, "compressed": bool,
     "fs_final_trees": list, "prepared_at": float, "refreshed_at": float, "expires_at": float,

@@ -105,7 +105,7 @@ def test_rsync_into_anything_but_a_directory_below_a_root_is_refused(edge, dest)
     "-logDtpre.iLsfxCIvu --timeout", "-logDtpre.iLsfxCIvu --delete=1", "-logDtpre.iLsfxCIvu --server",
     "-logDtpre.iLsfxCIvu --config=/etc/x", "-logDtpre.iLsfxCIvu -T /etc", "-logDtpre.iLsfxCIvu x",
     "-logDtpre.iLsfxCIvu --log-format=%n", "-logDtpre.iLsfxCIvu --log-format=%i%f",
-    "-logDtpre.iLsfxCIvu -@", "-logDtpre.iLsfxCIvu -@1x", "-logDtpre.iLsfxCIvu -@-1;id",
+    "-logDtpre.iLsfxCIvu -@", "-logDtpre.iLsfxCIvu -@1x", "-logDtpre.iLsfxCIvu -@-1;id", "-logDtpre.iLsfxCIvu -@5",
 ])
 def test_rsync_options_outside_the_allow_list_are_refused(edge, options):
     assert refused(edge, "rsync --server %s . %s/work/m1/" % (options, edge))

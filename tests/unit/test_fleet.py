@@ -44,8 +44,8 @@ def test_a_good_plan_gives_one_migration_per_entry(lab):
                                  "hooks": {"before_freeze": "drain cache"}}],
                                lab, strategies=STRATEGIES)
     assert [(m["service"], m["source"], m["destination"], m["strategy"]) for m in migrations] == [
-        ("openface", "edge1", "edge2", "delta"), ("yolo", "edge1", "edge3", "rsync"),
-        ("cache", "edge2", "edge1", "delta")]
+        ("openface", "edge1", "edge2", None), ("yolo", "edge1", "edge3", "rsync"),
+        ("cache", "edge2", "edge1", None)]  # no strategy named: migrate.yml's default decides
     assert migrations[0]["memory_bytes"] == 190 * MB and migrations[2]["hooks"] == {"before_freeze": "drain cache"}
 
 
@@ -214,7 +214,7 @@ def test_plan_module_reads_the_file_and_fails_with_every_error(run_module, tmp_p
     plan.write_text("- service: openface\n  destination: edge2\n")
     kind, result = run_module("edge_fleet_plan", args)
     assert kind == "exit" and result["migrations"][0]["destination"] == "edge2" and not result["changed"]
-    assert result["summary"] == ["openface: edge1 -> edge2, delta, 190.0 MB, 0.05 CPU"]
+    assert result["summary"] == ["openface: edge1 -> edge2, default strategy, 190.0 MB, 0.05 CPU"]
     plan.write_text("- service: [unclosed\n")
     kind, result = run_module("edge_fleet_plan", args)
     assert kind == "fail" and "is not valid YAML" in result["msg"]

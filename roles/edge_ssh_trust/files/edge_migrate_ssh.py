@@ -51,8 +51,9 @@ LONG_VALUES = {"--timeout": NUMBER, "--contimeout": NUMBER, "--block-size": NUMB
                "--checksum-choice": re.compile(r"^[a-z0-9,]{1,40}$"), "--bwlimit": re.compile(r"^[0-9.]{1,12}[KMG]?$"),
                # what --itemize-changes asks of the receiver: the change of each item, on the client's stream
                "--log-format": re.compile(r"^%i$")}
-# --modify-window as the client sends it to the server (-@N); -1 compares nanoseconds.
-MODIFY_WINDOW = re.compile(r"^-?[0-9]{1,6}$")
+# --modify-window=-N as rsync passes it to the server (-@-N; a value >= 0 goes as the long
+# option, which is not allowed); -1 compares nanoseconds.
+MODIFY_WINDOW = re.compile(r"^-[0-9]{1,6}$")
 # The compatibility flags a client sends after -e in the server's option bundle (not a shell).
 COMPAT = re.compile(r"^[.A-Za-z0-9]*$")
 
