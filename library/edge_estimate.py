@@ -120,6 +120,7 @@ from ansible.module_utils.edge_estimate import out_of_bounds
 from ansible.module_utils.edge_images import decode, encode, make_private_dir, remove_tree, tree_size
 from ansible.module_utils.edge_module import CHECKPOINT_ARGS, DOCKER_ARGS, docker_api, fail, runner, take_checkpoint
 from ansible.module_utils.edge_transfer import (
+    OVER_AN_OLDER_COPY,
     REMOVE,
     SYNC_ARGS,
     push,
@@ -195,7 +196,7 @@ class Measure:
         # The rsync strategy's freeze: the final dump rsynced over the copy the destination
         # holds, with rsync's delta algorithm (its scan of both files is most of its time).
         shutil.copytree(self.path("cp1"), self.path("basis"))
-        argv = ["rsync", "-a", "--stats", "--no-whole-file", "--inplace", "--ignore-times", self.path("cp2") + "/",
+        argv = ["rsync", "-a", "--stats", "--no-whole-file", "--inplace", *OVER_AN_OLDER_COPY, self.path("cp2") + "/",
                 self.path("basis") + "/"]
         (rc, stdout, stderr), out["rsync_s"] = timed(self.run, argv)
         if rc != 0:
