@@ -141,7 +141,7 @@ def run_once(lab, args, out, service_name, link_name, link_setting, strategy, re
             except RuntimeError:
                 back = False
         answers = prober.stop()
-        prober_stopped, prober_errors = prober.stopped, prober.errors
+        prober_stopped, prober_errors, prober_failures = prober.stopped, prober.errors, prober.failures
         prober = None
         watch.stopping.set()
         row["concurrent_playbooks"] = len(watch.seen)
@@ -174,7 +174,8 @@ def run_once(lab, args, out, service_name, link_name, link_setting, strategy, re
             row["gap_in_freeze"] = gap[2] >= frozen_at and gap[1] <= running_at + 1.0
         (out / "logs" / (tag + ".probe.json")).write_text(json.dumps({
             "migration_start": migration_start, "playbook_end": ended, "prober_stop": prober_stopped,
-            "answers": answers, "failed_requests": prober_errors, "longest_gap": gap}, indent=0))
+            "answers": answers, "failed_requests": prober_errors, "last_failures": prober_failures,
+            "longest_gap": gap}, indent=0))
     except Exception as exc:  # one failed run must not stop the matrix; it is recorded
         log("  run failed: %s" % exc)
         row["outcome"] = "error: %s" % exc

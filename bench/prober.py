@@ -37,6 +37,9 @@ def ask_once(address, port, command=b"GET\n", timeout=2.0):
     return data.decode(errors="replace").strip()
 
 
+FAILURES_KEPT = 2000  # per prober: the requests that failed around the freeze, in the probe log
+
+
 class Prober:
     """Asks the service at every address every `interval` s, one thread per address (the
     host that answered last is the current one; the others are asked at the same time, so
@@ -50,6 +53,7 @@ class Prober:
         self.read_timeout = read_timeout
         self.answers = []  # (epoch, address, count)
         self.errors = 0
+        self.failures = []  # (epoch, address, seconds the request took, error): the last ones
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.threads = []
@@ -71,9 +75,12 @@ class Prober:
             began = time.monotonic()
             try:
                 count = self.ask(address)
-            except (OSError, ValueError):
+            except (OSError, ValueError) as exc:
                 with self.lock:
                     self.errors += 1
+                    self.failures.append((time.time(), address, round(time.monotonic() - began, 4),
+                                          type(exc).__name__))
+                    del self.failures[:-FAILURES_KEPT]
             else:
                 with self.lock:
                     self.answers.append((time.time(), address, count))

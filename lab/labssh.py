@@ -57,7 +57,11 @@ def sshd_config_text(h):
         "UseDNS no",
         "PrintMotd no",
         "PermitUserEnvironment no",
-        "SetEnv DOCKER_HOST=%s" % h.docker_host,
+        # The edges share this machine's /root: bash, which sshd starts for every session (each
+        # Ansible task, each push of a migration), would read its .bashrc, the controller
+        # user's (a pyenv init there costs 0.2 s a session; an edge's root has Debian's). A
+        # shell that SHLVL says is nested does not take itself for sshd's.
+        "SetEnv DOCKER_HOST=%s SHLVL=1" % h.docker_host,
         "Subsystem sftp internal-sftp",
         "",
     ])

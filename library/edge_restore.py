@@ -27,6 +27,13 @@ description:
   - CRIU's restore-only options are chosen from the container and its images
     (C(mntns-compat-mode) for C(--init) containers, C(file-locks) when the dump holds file
     locks) and returned as C(criu_options).
+  - With I(lazy_pages) and the C(edge-migrate) runtime the restore is lazy. CRIU's
+    C(lazy-pages) daemon serves the memory images through userfaultfd, so the service runs
+    before all of its memory is in place (the daemon hands each page over on first touch and
+    the rest in the background). The module returns only once the daemon has handed every
+    page over; when the daemon failed, the service (whose missing pages would read as zeros)
+    is killed and restored again from the same images without it. The images are removed
+    only after that.
   - With I(wait_for_file) (run in the background before the freeze) it first waits until
     the source says everything has arrived (M(edge_freeze) I(done_marker)), then restores
     at once, so the frozen window does not wait for the controller to start this step.
@@ -56,6 +63,12 @@ options:
   patch_delta_dir:
     description: Delta received from the source to rebuild I(checkpoint_path) with.
     type: path
+  lazy_pages:
+    description:
+      - Restore lazily (see above). Needs the C(edge-migrate) runtime and userfaultfd; ignored
+        with I(method=docker) or a container on another runtime.
+    type: bool
+    default: false
   pull:
     description: Pull the image from its registry before creating the container.
     type: bool
@@ -156,7 +169,7 @@ container_id:
   returned: success
   sample: 9a2b7c1d3e4f...
 phases:
-  description: Seconds per phase (pull, create, xdelta_dest, restore; waiting for I(wait_for_file) is not one).
+  description: Seconds per phase (pull, create, xdelta_dest, restore, neighbors; not the wait for I(wait_for_file)).
   type: dict
   returned: always
   sample: {pull: 0.0021, create: 0.3123, xdelta_dest: 0.5012, restore: 1.4031}
@@ -217,6 +230,23 @@ trial:
   type: str
   returned: with I(state=trial)
   sample: restored
+neighbors:
+  description:
+    - The host's neighbor entries set to the started container's addresses on a bridge (its MAC
+      from the engine), so that packets clients sent while it started go to it at once instead
+      of waiting for the kernel's next ARP request; C(error) when setting one failed.
+  type: list
+  elements: dict
+  returned: when started
+  sample: [{network: bridge, address: 172.17.0.2, mac: '02:42:ac:11:00:02', device: docker0}]
+lazy_pages:
+  description:
+    - How the lazy restore went. C(handed_over_s) is the time from the service running to the
+      daemon's end (every page in place); C(retried) says why the service was restored again
+      without the daemon.
+  type: dict
+  returned: when the restore was lazy
+  sample: {handed_over_s: 0.61, rc: 0}
 criu_restore:
   description: CRIU's own restore statistics (times in seconds, page counts); empty with the C(docker) method.
   type: dict
@@ -227,6 +257,7 @@ criu_restore:
 import os
 import re
 import shutil
+import signal
 import time
 
 from ansible.module_utils import edge_claim as claim
@@ -242,6 +273,7 @@ from ansible.module_utils.edge_docker import (
     image_present,
     inspect_container,
     inspect_image_id,
+    kill,
     place_checkpoint,
     place_images_marker,
     portable_config,
@@ -256,6 +288,7 @@ from ansible.module_utils.edge_docker import (
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_images import check_received, decode, pages_checksums
 from ansible.module_utils.edge_module import DOCKER_ARGS, Phases, docker_api, fail, runner
+from ansible.module_utils.edge_neighbors import announce
 
 
 def ensure_created(module, api, phases, result):
@@ -362,14 +395,26 @@ def start(module, api, phases, result):
         # What CRIU reads came from another host (or was rebuilt from what did).
         check_received(checkpoint_path)
     try:
-        restore_into(api, inspect, checkpoint_path, params, phases, result)
+        restore_into(api, inspect, checkpoint_path, params, phases, result, lazy=params["lazy_pages"])
     except DockerError as exc:
-        if not replaceable(module, api, inspect, checkpoint_path, created=result.get("created", False)):
+        if "lazy-pages" in result.get("criu_options", []):
+            # A host without userfaultfd (or a CRIU without lazy pages): restore in one go.
+            stop_lazy_pages(checkpoint_path)
+            result["lazy_pages"] = dict(retried="the lazy restore failed: %s" % exc.msg)
+            restore_into(api, inspect, checkpoint_path, params, phases, result, lazy=False)
+        elif replaceable(module, api, inspect, checkpoint_path, created=result.get("created", False)):
+            # The container's runtime restores without the options CRIU needs here (an --init
+            # container, file locks): restore into a copy of it on the edge-migrate runtime.
+            result["replaced"] = "%s (restore in place failed: %s)" % (inspect["Id"][:12], exc.msg)
+            inspect = restore_in_replacement(module, api, inspect, checkpoint_path, phases, result)
+        else:
             raise
-        # The container's runtime restores without the options CRIU needs here (an --init
-        # container, file locks): restore into a copy of it on the edge-migrate runtime.
-        result["replaced"] = "%s (restore in place failed: %s)" % (inspect["Id"][:12], exc.msg)
-        inspect = restore_in_replacement(module, api, inspect, checkpoint_path, phases, result)
+    # Clients' packets that reached this host while it restored wait for the container's address.
+    with phases("neighbors"):
+        result["neighbors"] = announce(runner(module), inspect_container(api, inspect["Id"]))
+    if "lazy-pages" in result.get("criu_options", []) and not settle_lazy_pages(
+            api, inspect, checkpoint_path, params, phases, result):
+        result["neighbors"] = announce(runner(module), inspect_container(api, inspect["Id"]))
     if checkpoint_path:
         result["criu_restore"] = criu_stats(checkpoint_path + ".work", "stats-restore").get("restore", {})
         # Memory images are not kept once restored.
@@ -391,14 +436,18 @@ CHANGED_SINCE_CHECKPOINT = re.compile(r"File \S+ has bad size .*Unable to open f
 REPLACED_SUFFIX = "-edge-migrate-replaced"
 
 
-def restore_into(api, inspect, checkpoint_path, params, phases, result):
-    """Start the container from checkpoint_path (from its image without one) and wait until it runs."""
+def restore_into(api, inspect, checkpoint_path, params, phases, result, lazy=False):
+    """Start the container from checkpoint_path (from its image without one) and wait until it
+    runs; lazy: through CRIU's lazy-pages daemon (the edge-migrate runtime starts it)."""
     placed = None
     try:
         with phases("restore"):
             if checkpoint_path:
                 result["criu_options"] = restore_options(inspect["HostConfig"], checkpoint_path)
             if checkpoint_path and inspect["HostConfig"].get("Runtime") == MIGRATION_RUNTIME:
+                if lazy:
+                    result["criu_options"].append("lazy-pages")
+                    clear_lazy_pages(checkpoint_path)
                 placed = place_images_marker(checkpoint_path, data_root(api), inspect["Id"],
                                              params["checkpoint_name"], result["criu_options"])
             elif checkpoint_path:
@@ -413,6 +462,66 @@ def restore_into(api, inspect, checkpoint_path, params, phases, result):
         # Only Docker's copy goes: checkpoint_path keeps the images until the service runs.
         if placed:
             shutil.rmtree(placed, ignore_errors=True)
+
+
+LAZY_PAGES_RC = "lazy-pages.rc"
+LAZY_PAGES_LOG = "lazy-pages.log"
+LAZY_PAGES_PID = "lazy-pages.pid"
+
+
+def clear_lazy_pages(checkpoint_path):
+    for name in (LAZY_PAGES_RC, LAZY_PAGES_LOG, LAZY_PAGES_PID):
+        try:
+            os.unlink(os.path.join(checkpoint_path + ".work", name))
+        except FileNotFoundError:
+            pass
+
+
+def stop_lazy_pages(checkpoint_path):
+    """Stop a lazy-pages daemon that no restore will connect to (it would keep the images open)."""
+    try:
+        with open(os.path.join(checkpoint_path + ".work", LAZY_PAGES_PID)) as handle:
+            pid = int(handle.read().strip())
+        with open("/proc/%d/cmdline" % pid, "rb") as handle:
+            if b"lazy-pages" not in handle.read():
+                return
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
+
+
+def lazy_pages_rc(work_dir, timeout):
+    """The exit code of the lazy-pages daemon (written by the edge-migrate runtime when it
+    ends), or None if it has not ended within timeout seconds."""
+    path = os.path.join(work_dir, LAZY_PAGES_RC)
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.01)
+    with open(path) as handle:
+        text = handle.read().strip()
+    return int(text) if text.isdigit() else -1
+
+
+def settle_lazy_pages(api, inspect, checkpoint_path, params, phases, result):
+    """Wait until the lazy-pages daemon has handed every page over. If it failed (or is
+    still at it after wait_timeout), pages the service has not touched yet would read as
+    zeros: kill it and restore it again from the same images, this time in one go. Whether
+    the lazy restore stands."""
+    work_dir = checkpoint_path + ".work"
+    began = time.monotonic()
+    rc = lazy_pages_rc(work_dir, params["wait_timeout"])
+    result["lazy_pages"] = dict(rc=rc, handed_over_s=round(time.monotonic() - began, 4))
+    if rc == 0:
+        return True
+    reason = criu_errors(os.path.join(work_dir, LAZY_PAGES_LOG)) or "no log"
+    result["lazy_pages"]["retried"] = ("the lazy-pages daemon %s: %s" % (
+        "did not finish within %s s" % params["wait_timeout"] if rc is None else "exited with %s" % rc, reason))
+    kill(api, inspect["Id"])
+    stop_lazy_pages(checkpoint_path)
+    restore_into(api, inspect, checkpoint_path, params, phases, result, lazy=False)
+    return False
 
 
 def replaceable(module, api, inspect, checkpoint_path, created):
@@ -441,7 +550,7 @@ def restore_in_replacement(module, api, old, checkpoint_path, phases, result):
         create(api, name, config)
         new = inspect_container(api, name)
         copy_layer(runner(module), old, new)
-        restore_into(api, new, checkpoint_path, module.params, phases, result)
+        restore_into(api, new, checkpoint_path, module.params, phases, result, lazy=module.params["lazy_pages"])
     except (EdgeError, OSError):
         remove(api, name)
         rename(api, old["Id"], name)
@@ -532,6 +641,7 @@ def main():
         method=dict(type="str", choices=["auto", "runtime", "docker"], default="auto"),
         wait_timeout=dict(type="float", default=30),
         settle=dict(type="float", default=0.5),
+        lazy_pages=dict(type="bool", default=False),
         wait_for_file=dict(type="path"),
         claim_file=dict(type="path"),
         wait_for_timeout=dict(type="float", default=600),

@@ -9,7 +9,7 @@ import os
 
 RESTORE_CONF = "edge-migrate-criu.conf"
 # What a restore may be asked for; anything else in a request is refused.
-RESTORE_OPTIONS = ("mntns-compat-mode", "file-locks", "leave-stopped")
+RESTORE_OPTIONS = ("mntns-compat-mode", "file-locks", "leave-stopped", "lazy-pages")
 # CRIU's image of the dumped file locks; a few bytes of magic when there were none.
 FILE_LOCKS_IMAGE = "filelocks.img"
 EMPTY_IMAGE_BYTES = 8

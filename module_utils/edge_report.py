@@ -78,7 +78,9 @@ def build(request, results):
         "freeze_bytes_ratio": round(bytes_freeze / checkpoint_size, 5) if bytes_freeze and checkpoint_size else None,
         "phases": {name: value for name, value in phases.items() if value is not None},
         "criu": {"dump": freeze.get("criu_dump") or {}, "restore": restore.get("criu_restore") or {},
-                 "restore_options": restore.get("criu_options") or trial.get("criu_options") or []},
+                 "restore_options": restore.get("criu_options") or trial.get("criu_options") or [],
+                 "lazy_pages": restore.get("lazy_pages") or {}},
+        "neighbors": restore.get("neighbors") or [],
         "frozen_window": frozen_window(freeze, restore),
         "trial_restore": trial.get("trial") or "not run",
         "disk": _disk(_get(results, "fs_warmup"), freeze.get("fs_sync"), _get(results, "fs_final").get("results")),
@@ -109,7 +111,8 @@ _SOURCE_EVENTS = (("checkpoint", 1, "dumped", "final checkpoint taken (container
                   ("final_rsync", 1, "pushed", "memory images pushed, signal left"))
 _DESTINATION_EVENTS = (("xdelta_dest", 1, "patched", "delta applied"),
                        ("restore", 0, "restore", "restore begins (engine asked to start from the checkpoint)"),
-                       ("restore", 1, "running", "restore ends (container running)"))
+                       ("restore", 1, "running", "restore ends (container running)"),
+                       ("neighbors", 1, "announced", "the host's neighbor entries point at the container"))
 
 
 def frozen_window(freeze, restore):

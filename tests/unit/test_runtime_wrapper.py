@@ -4,6 +4,7 @@ covered by the lab tests.)"""
 
 import os
 import subprocess
+import time
 
 from module_runner import ROOT
 
@@ -83,3 +84,56 @@ def test_file_locks_of_the_checkpoint_become_runcs_flag(tmp_path):
     assert rc == 0
     assert argv == ["--root", "/r", "restore", "--file-locks", "--image-path", str(tmp_path / "images"),
                     "--work-path", str(tmp_path / "images.work"), "restore"]
+
+
+def test_lazy_pages_start_the_daemon_on_the_images_and_record_its_exit(tmp_path):
+    (tmp_path / "cp").mkdir()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "cp" / "edge-migrate-images").write_text(str(tmp_path / "images"))
+    (tmp_path / "cp" / "edge-migrate-criu.conf").write_text("lazy-pages\n")
+    # Stands in for `criu lazy-pages`: binds the socket the restore connects to, notes its
+    # arguments and whether the restore's configuration file reached it, and fails.
+    daemon = tmp_path / "lazy-daemon"
+    daemon.write_text('#!/bin/sh\necho "$@ ${CRIU_CONFIG_FILE:-no-config}" > "%s/daemon-args"\n'
+                      'python3 -c "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])" '
+                      '"$5/lazy-pages.socket"\nexit 3\n' % tmp_path)
+    daemon.chmod(0o755)
+    printer = tmp_path / "print-args"
+    printer.write_text('#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+    printer.chmod(0o755)
+    proc = subprocess.run([WRAPPER, "--root", "/r", "restore", "--image-path", str(tmp_path / "cp"),
+                           "--work-path", "/w", "abc"], capture_output=True, text=True,
+                          env={"EDGE_MIGRATE_RUNC": str(printer), "EDGE_MIGRATE_CRIU": str(daemon),
+                               "PATH": os.environ["PATH"]})
+    assert proc.returncode == 0, proc.stderr
+    work = tmp_path / "images.work"
+    assert proc.stdout.splitlines() == ["--root", "/r", "restore", "--lazy-pages", "--image-path",
+                                        str(tmp_path / "images"), "--work-path", str(work), "abc"]
+    for _ in range(500):
+        if (work / "lazy-pages.rc").exists():
+            break
+        time.sleep(0.01)
+    assert (work / "lazy-pages.rc").read_text().strip() == "3"
+    assert (tmp_path / "daemon-args").read_text().split() == [
+        "lazy-pages", "--images-dir", str(tmp_path / "images"), "--work-dir", str(work), "-o", "lazy-pages.log",
+        "-v2", "no-config"]
+
+
+def test_lazy_pages_without_the_marker_are_not_asked_for(tmp_path):
+    (tmp_path / "cp").mkdir()
+    (tmp_path / "cp" / "edge-migrate-criu.conf").write_text("file-locks\nlazy-pages\n")
+    rc, argv, _ = argv_seen_by_runc(tmp_path, "restore", "--image-path", str(tmp_path / "cp"), "--work-path",
+                                    "/w", "abc")
+    assert rc == 0 and "--lazy-pages" not in argv and "--file-locks" in argv
+
+
+def test_a_lazy_pages_daemon_that_does_not_start_fails_the_restore(tmp_path):
+    (tmp_path / "cp").mkdir()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "cp" / "edge-migrate-images").write_text(str(tmp_path / "images"))
+    (tmp_path / "cp" / "edge-migrate-criu.conf").write_text("lazy-pages\n")
+    proc = subprocess.run([WRAPPER, "restore", "--image-path", str(tmp_path / "cp"), "abc"],
+                          capture_output=True, text=True,
+                          env={"EDGE_MIGRATE_RUNC": "/bin/true", "EDGE_MIGRATE_CRIU": "/bin/false",
+                               "PATH": os.environ["PATH"]})
+    assert proc.returncode != 0 and "lazy-pages daemon did not start" in proc.stderr

@@ -1,0 +1,85 @@
+"""The destination's lazy restore (CRIU's lazy-pages daemon on the edge-migrate runtime) and
+its neighbor entries, on real daemons, CRIU and SSH: the moved process finds every byte of its
+memory as it was, the daemon handed every page over, and the destination host already knows
+the container's MAC address when the migration ends."""
+
+import json
+import subprocess
+import time
+
+import pytest
+from labtools import engine, latest_report, memory_images_left, playbook, remove_everywhere, running_on
+
+pytestmark = pytest.mark.lab
+
+PYTHON = "10.77.0.1:5000/openface-standin:latest"
+# 48 MB of distinct pages (a hash chain), their digest taken once at the start; then, ten times
+# a second, the digest of the memory as it is now and a counter, on its output (no file is
+# open at the checkpoint). A page that came back as zeros (or from another page) changes the digest.
+HOLDER = r"""
+import hashlib, json, time
+block = bytearray()
+seed = b"edge"
+while len(block) < 48 * 2**20:
+    seed = hashlib.sha256(seed).digest()
+    block += seed * 128
+first = hashlib.sha256(block).hexdigest()
+i = 0
+while True:
+    i += 1
+    print(json.dumps({"count": i, "first": first, "now": hashlib.sha256(block).hexdigest()}), flush=True)
+    time.sleep(0.1)
+"""
+
+
+def state(api, name):
+    """The last line the holder printed (on this host's engine)."""
+    text = ""
+    for _attempt in range(50):
+        lines = api.logs(name, tail=1).decode().strip().splitlines()
+        text = lines[-1] if lines else ""
+        if text.startswith("{"):
+            return json.loads(text)
+        time.sleep(0.1)
+    raise AssertionError("no state from %s: %r" % (name, text))
+
+
+def test_lazily_restored_memory_is_whole_and_the_host_knows_the_container(lab):
+    name = "lazy-holder"
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(PYTHON)
+    source.start(source.create_container(PYTHON, name=name, entrypoint=["python3", "-c"], command=[HOLDER],
+                                         ports=[7100], host_config=source.create_host_config(
+                                             port_bindings={"7100/tcp": 17100})))
+    try:
+        for _attempt in range(100):
+            try:
+                before = state(source, name)
+                break
+            except AssertionError:
+                time.sleep(0.2)
+        playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2")
+        assert running_on(lab, name) == ["edge2"]
+        destination = engine(lab["edge2"])
+        time.sleep(0.5)
+        after = state(destination, name)
+        assert after["count"] > before["count"], "the process restarted (%s, then %s)" % (before, after)
+        assert after["first"] == before["first"] and after["now"] == before["first"], (
+            "the memory changed in the move: %s before, %s after" % (before, after))
+        report = latest_report(name)
+        assert "lazy-pages" in report["criu"]["restore_options"]
+        assert report["criu"]["lazy_pages"]["rc"] == 0 and "retried" not in report["criu"]["lazy_pages"]
+        # Most pages came through the daemon, not through CRIU's restore itself.
+        assert report["criu"]["restore"]["pages_restored"] < 48 * 2**20 // 4096 // 4
+        network = destination.inspect_container(name)["NetworkSettings"]["Networks"]["bridge"]
+        assert report["neighbors"] == [{"network": "bridge", "address": network["IPAddress"],
+                                        "mac": network["MacAddress"], "device": "docker0"}]
+        neighbor = subprocess.run(["ip", "netns", "exec", "edgelab-edge2", "ip", "neigh", "show",
+                                   network["IPAddress"], "dev", "docker0"], capture_output=True, text=True)
+        assert "lladdr %s" % network["MacAddress"] in neighbor.stdout, neighbor.stdout
+        assert memory_images_left(lab) == []
+        # No lazy-pages daemon is left behind on the destination.
+        assert subprocess.run(["pgrep", "-f", "criu lazy-pages"], capture_output=True).returncode == 1
+    finally:
+        remove_everywhere(lab, name)
