@@ -172,7 +172,10 @@ criu_check:
     message:
       description: Its last line of output.
       type: str
-  sample: {ok: true, message: Looks good.}
+    lazy_pages:
+      description: Whether CRIU can restore lazily here (C(criu check --feature uffd-noncoop)).
+      type: bool
+  sample: {ok: true, message: Looks good., lazy_pages: true}
 disk_free_bytes:
   description: Free bytes in I(workdir) (or its nearest existing parent).
   type: int
@@ -256,10 +259,14 @@ def tool_versions(module):
 
 def criu_check(module):
     if module.get_bin_path("criu") is None:
-        return {"ok": False, "message": "criu is not installed"}
+        return {"ok": False, "message": "criu is not installed", "lazy_pages": False}
     rc, out, err = module.run_command(["criu", "check"])
     lines = [line.strip() for line in (out + err).splitlines() if line.strip()]
-    return {"ok": rc == 0, "message": lines[-1] if lines else "rc=%d" % rc}
+    result = {"ok": rc == 0, "message": lines[-1] if lines else "rc=%d" % rc, "lazy_pages": False}
+    if rc == 0:
+        # A lazy restore needs userfaultfd with the events of a process tree that forks and remaps.
+        result["lazy_pages"] = module.run_command(["criu", "check", "--feature", "uffd-noncoop"])[0] == 0
+    return result
 
 
 def free_bytes(path):

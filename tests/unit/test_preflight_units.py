@@ -43,7 +43,7 @@ def test_info_reports_a_host_without_criu(run_module, monkeypatch, tmp_path):
         def get_bin_path(self, name, *args, **kwargs):
             return None
 
-    assert info.criu_check(Host()) == {"ok": False, "message": "criu is not installed"}
+    assert info.criu_check(Host()) == {"ok": False, "message": "criu is not installed", "lazy_pages": False}
     assert info.tool_versions(Host()) == {"criu": None, "xdelta3": None, "rsync": None}
 
 
