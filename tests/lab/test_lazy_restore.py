@@ -79,7 +79,8 @@ def test_lazily_restored_memory_is_whole_and_the_host_knows_the_container(lab):
                                    network["IPAddress"], "dev", "docker0"], capture_output=True, text=True)
         assert "lladdr %s" % network["MacAddress"] in neighbor.stdout, neighbor.stdout
         assert memory_images_left(lab) == []
-        # No lazy-pages daemon is left behind on the destination.
-        assert subprocess.run(["pgrep", "-f", "criu lazy-pages"], capture_output=True).returncode == 1
+        # No lazy-pages daemon is left behind on the destination (other edges may be restoring).
+        daemons = subprocess.run(["pgrep", "-af", "lazy-pages"], capture_output=True, text=True).stdout
+        assert lab["edge2"]["checkpoint_dir"] not in daemons, daemons
     finally:
         remove_everywhere(lab, name)
