@@ -78,3 +78,17 @@ def test_the_summary_reads_the_frozen_window_in_short():
     lines = summary(build(REQUEST, dict(RESULTS, freeze=freeze, restore=restore)))
     assert "frozen window (s from the freeze): dumped 0.22, pushed 0.45, signal 0.46, restore 0.50, running 0.85" \
         in lines
+
+
+def test_the_lazy_restore_and_the_neighbor_entries_are_reported():
+    neighbors = [{"network": "bridge", "address": "172.17.0.2", "mac": "02:42:ac:11:00:02", "device": "docker0"}]
+    restore = dict(RESULTS["restore"], criu_options=["lazy-pages"], lazy_pages={"rc": 0, "handed_over_s": 0.5},
+                   neighbors=neighbors, phase_spans={"restore": [1008.5, 1008.85], "neighbors": [1008.85, 1008.87]})
+    freeze = dict(RESULTS["freeze"], phase_spans={"checkpoint": [1008.0, 1008.22]})
+    report = build(REQUEST, dict(RESULTS, freeze=freeze, restore=restore))
+    assert report["criu"]["restore_options"] == ["lazy-pages"]
+    assert report["criu"]["lazy_pages"] == {"rc": 0, "handed_over_s": 0.5}
+    assert report["neighbors"] == neighbors
+    assert [(e["at_s"], e["step"]) for e in report["frozen_window"]][-2:] == [(0.85, "running"), (0.87, "announced")]
+    plain = build(REQUEST, RESULTS)
+    assert plain["neighbors"] == [] and plain["criu"]["lazy_pages"] == {}

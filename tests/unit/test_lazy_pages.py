@@ -1,0 +1,41 @@
+"""How edge_restore reads the lazy-pages daemon's end (the exit code the edge-migrate runtime
+writes) and stops a daemon no restore will use; the restore itself is a lab test."""
+
+import subprocess
+
+import module_runner
+
+
+def restore_module():
+    return module_runner.load_module("edge_restore")
+
+
+def test_the_daemons_exit_code_is_read_once_written(tmp_path):
+    restore = restore_module()
+    assert restore.lazy_pages_rc(str(tmp_path), 0.05) is None  # still running (or never started)
+    (tmp_path / "lazy-pages.rc").write_text("0\n")
+    assert restore.lazy_pages_rc(str(tmp_path), 0.05) == 0
+    (tmp_path / "lazy-pages.rc").write_text("124\n")  # timeout(1) killed it
+    assert restore.lazy_pages_rc(str(tmp_path), 0.05) == 124
+    (tmp_path / "lazy-pages.rc").write_text("what\n")
+    assert restore.lazy_pages_rc(str(tmp_path), 0.05) == -1
+
+
+def test_only_a_lazy_pages_process_is_stopped(tmp_path):
+    restore = restore_module()
+    work = tmp_path / "final.work"
+    work.mkdir()
+    bystander = subprocess.Popen(["sleep", "30"])
+    daemon = subprocess.Popen(["sh", "-c", "sleep 30", "lazy-pages"])
+    try:
+        (work / "lazy-pages.pid").write_text("%d\n" % bystander.pid)
+        restore.stop_lazy_pages(str(tmp_path / "final"))
+        assert bystander.poll() is None
+        (work / "lazy-pages.pid").write_text("%d\n" % daemon.pid)
+        restore.stop_lazy_pages(str(tmp_path / "final"))
+        assert daemon.wait(timeout=5) != 0
+        (work / "lazy-pages.pid").write_text("not a pid\n")
+        restore.stop_lazy_pages(str(tmp_path / "final"))  # nothing to do, no error
+    finally:
+        bystander.kill()
+        daemon.kill()
