@@ -273,7 +273,6 @@ from ansible.module_utils.edge_docker import (
     image_present,
     inspect_container,
     inspect_image_id,
-    kill,
     place_checkpoint,
     place_images_marker,
     portable_config,
@@ -283,6 +282,7 @@ from ansible.module_utils.edge_docker import (
     set_restart_policy,
     start_from_checkpoint,
     still_running,
+    stop,
     wait_running,
 )
 from ansible.module_utils.edge_errors import EdgeError
@@ -518,7 +518,8 @@ def settle_lazy_pages(api, inspect, checkpoint_path, params, phases, result):
     reason = criu_errors(os.path.join(work_dir, LAZY_PAGES_LOG)) or "no log"
     result["lazy_pages"]["retried"] = ("the lazy-pages daemon %s: %s" % (
         "did not finish within %s s" % params["wait_timeout"] if rc is None else "exited with %s" % rc, reason))
-    kill(api, inspect["Id"])
+    # Stopped, not killed: a kill would have the engine start it again by its restart policy.
+    stop(api, inspect["Id"], timeout=0)
     stop_lazy_pages(checkpoint_path)
     restore_into(api, inspect, checkpoint_path, params, phases, result, lazy=False)
     return False

@@ -374,22 +374,6 @@ def remove(api, container, force=True):
                           cmd="DELETE /containers/%s" % container) from exc
 
 
-def kill(api, container, timeout=10.0):
-    """SIGKILL the container and return once the engine sees it exited."""
-    try:
-        api.kill(container)
-    except APIError as exc:
-        if "is not running" not in str(exc):
-            raise DockerError("cannot kill container %s: %s" % (container[:12], exc),
-                              cmd="POST /containers/%s/kill" % container[:12]) from exc
-    deadline = time.monotonic() + timeout
-    while (api.inspect_container(container).get("State") or {}).get("Running"):
-        if time.monotonic() > deadline:
-            raise DockerError("container %s still runs %s s after SIGKILL" % (container[:12], timeout),
-                              cmd="GET /containers/%s/json" % container[:12])
-        time.sleep(0.02)
-
-
 def stop(api, container, timeout=10):
     try:
         api.stop(container, timeout=timeout)
