@@ -2,6 +2,7 @@
 writes) and stops a daemon no restore will use; the restore itself is a lab test."""
 
 import subprocess
+import sys
 
 import module_runner
 
@@ -26,7 +27,7 @@ def test_only_a_lazy_pages_process_is_stopped(tmp_path):
     work = tmp_path / "final.work"
     work.mkdir()
     bystander = subprocess.Popen(["sleep", "30"])
-    daemon = subprocess.Popen(["sh", "-c", "sleep 30", "lazy-pages"])
+    daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "lazy-pages"])
     try:
         (work / "lazy-pages.pid").write_text("%d\n" % bystander.pid)
         restore.stop_lazy_pages(str(tmp_path / "final"))
