@@ -3,6 +3,7 @@ writes) and stops a daemon no restore will use; the restore itself is a lab test
 
 import subprocess
 import sys
+import time
 
 import module_runner
 
@@ -29,6 +30,10 @@ def test_only_a_lazy_pages_process_is_stopped(tmp_path):
     bystander = subprocess.Popen(["sleep", "30"])
     daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "lazy-pages"])
     try:
+        for _ in range(500):  # until the child runs the program (before, /proc shows pytest's argv)
+            if b"lazy-pages" in open("/proc/%d/cmdline" % daemon.pid, "rb").read():
+                break
+            time.sleep(0.01)
         (work / "lazy-pages.pid").write_text("%d\n" % bystander.pid)
         restore.stop_lazy_pages(str(tmp_path / "final"))
         assert bystander.poll() is None
