@@ -32,7 +32,7 @@ description:
     before all of its memory is in place (the daemon hands each page over on first touch and
     the rest in the background). The module returns only once the daemon has handed every
     page over; when the daemon failed, the service (whose missing pages would read as zeros)
-    is killed and restored again from the same images without it. The images are removed
+    is stopped and restored again from the same images without it. The images are removed
     only after that.
   - With I(wait_for_file) (run in the background before the freeze) it first waits until
     the source says everything has arrived (M(edge_freeze) I(done_marker)), then restores
@@ -241,9 +241,10 @@ neighbors:
   sample: [{network: bridge, address: 172.17.0.2, mac: '02:42:ac:11:00:02', device: docker0}]
 lazy_pages:
   description:
-    - How the lazy restore went. C(handed_over_s) is the time from the service running to the
-      daemon's end (every page in place); C(retried) says why the service was restored again
-      without the daemon.
+    - How the lazy restore went. C(handed_over_s) is the time from the service running (and its
+      neighbor entries set) to the daemon's end (every page in place); C(retried) says why the
+      service was restored again without the daemon; C(skipped) that this host's runtime
+      started no daemon (CRIU restored every page itself).
   type: dict
   returned: when the restore was lazy
   sample: {handed_over_s: 0.61, rc: 0}
@@ -395,13 +396,13 @@ def start(module, api, phases, result):
         # What CRIU reads came from another host (or was rebuilt from what did).
         check_received(checkpoint_path)
     try:
-        restore_into(api, inspect, checkpoint_path, params, phases, result, lazy=params["lazy_pages"])
+        restore_into(api, runner(module), inspect, checkpoint_path, params, phases, result, lazy=params["lazy_pages"])
     except DockerError as exc:
         if "lazy-pages" in result.get("criu_options", []):
             # A host without userfaultfd (or a CRIU without lazy pages): restore in one go.
             stop_lazy_pages(checkpoint_path)
             result["lazy_pages"] = dict(retried="the lazy restore failed: %s" % exc.msg)
-            restore_into(api, inspect, checkpoint_path, params, phases, result, lazy=False)
+            restore_into(api, runner(module), inspect, checkpoint_path, params, phases, result, lazy=False)
         elif replaceable(module, api, inspect, checkpoint_path, created=result.get("created", False)):
             # The container's runtime restores without the options CRIU needs here (an --init
             # container, file locks): restore into a copy of it on the edge-migrate runtime.
@@ -409,12 +410,8 @@ def start(module, api, phases, result):
             inspect = restore_in_replacement(module, api, inspect, checkpoint_path, phases, result)
         else:
             raise
-    # Clients' packets that reached this host while it restored wait for the container's address.
-    with phases("neighbors"):
-        result["neighbors"] = announce(runner(module), inspect_container(api, inspect["Id"]))
-    if "lazy-pages" in result.get("criu_options", []) and not settle_lazy_pages(
-            api, inspect, checkpoint_path, params, phases, result):
-        result["neighbors"] = announce(runner(module), inspect_container(api, inspect["Id"]))
+    if "lazy-pages" in result.get("criu_options", []):
+        settle_lazy_pages(api, runner(module), inspect, checkpoint_path, params, phases, result)
     if checkpoint_path:
         result["criu_restore"] = criu_stats(checkpoint_path + ".work", "stats-restore").get("restore", {})
         # Memory images are not kept once restored.
@@ -436,9 +433,10 @@ CHANGED_SINCE_CHECKPOINT = re.compile(r"File \S+ has bad size .*Unable to open f
 REPLACED_SUFFIX = "-edge-migrate-replaced"
 
 
-def restore_into(api, inspect, checkpoint_path, params, phases, result, lazy=False):
-    """Start the container from checkpoint_path (from its image without one) and wait until it
-    runs; lazy: through CRIU's lazy-pages daemon (the edge-migrate runtime starts it)."""
+def restore_into(api, run, inspect, checkpoint_path, params, phases, result, lazy=False):
+    """Start the container from checkpoint_path (from its image without one), wait until it
+    runs and point the host's neighbor entries at it; lazy: through CRIU's lazy-pages daemon
+    (the edge-migrate runtime starts it)."""
     placed = None
     try:
         with phases("restore"):
@@ -462,6 +460,9 @@ def restore_into(api, inspect, checkpoint_path, params, phases, result, lazy=Fal
         # Only Docker's copy goes: checkpoint_path keeps the images until the service runs.
         if placed:
             shutil.rmtree(placed, ignore_errors=True)
+    # Clients' packets that reached this host while it started wait for the container's address.
+    with phases("neighbors"):
+        result["neighbors"] = announce(run, inspect_container(api, inspect["Id"]))
 
 
 LAZY_PAGES_RC = "lazy-pages.rc"
@@ -504,25 +505,29 @@ def lazy_pages_rc(work_dir, timeout):
     return int(text) if text.isdigit() else -1
 
 
-def settle_lazy_pages(api, inspect, checkpoint_path, params, phases, result):
+def settle_lazy_pages(api, run, inspect, checkpoint_path, params, phases, result):
     """Wait until the lazy-pages daemon has handed every page over. If it failed (or is
     still at it after wait_timeout), pages the service has not touched yet would read as
-    zeros: kill it and restore it again from the same images, this time in one go. Whether
-    the lazy restore stands."""
+    zeros: stop it and restore it again from the same images, this time in one go."""
     work_dir = checkpoint_path + ".work"
+    if not os.path.exists(os.path.join(work_dir, LAZY_PAGES_PID)):
+        # The runtime started no daemon (a wrapper from before lazy restores): runc was not
+        # asked for lazy pages and CRIU restored every page itself.
+        result["lazy_pages"] = dict(skipped="the edge-migrate runtime on this host starts no lazy-pages daemon "
+                                            "(older than this version: run prepare_edges.yml); restored in one go")
+        return
     began = time.monotonic()
     rc = lazy_pages_rc(work_dir, params["wait_timeout"])
     result["lazy_pages"] = dict(rc=rc, handed_over_s=round(time.monotonic() - began, 4))
     if rc == 0:
-        return True
+        return
     reason = criu_errors(os.path.join(work_dir, LAZY_PAGES_LOG)) or "no log"
     result["lazy_pages"]["retried"] = ("the lazy-pages daemon %s: %s" % (
         "did not finish within %s s" % params["wait_timeout"] if rc is None else "exited with %s" % rc, reason))
     # Stopped, not killed: a kill would have the engine start it again by its restart policy.
     stop(api, inspect["Id"], timeout=0)
     stop_lazy_pages(checkpoint_path)
-    restore_into(api, inspect, checkpoint_path, params, phases, result, lazy=False)
-    return False
+    restore_into(api, run, inspect, checkpoint_path, params, phases, result, lazy=False)
 
 
 def replaceable(module, api, inspect, checkpoint_path, created):
@@ -551,7 +556,8 @@ def restore_in_replacement(module, api, old, checkpoint_path, phases, result):
         create(api, name, config)
         new = inspect_container(api, name)
         copy_layer(runner(module), old, new)
-        restore_into(api, new, checkpoint_path, module.params, phases, result, lazy=module.params["lazy_pages"])
+        restore_into(api, runner(module), new, checkpoint_path, module.params, phases, result,
+                     lazy=module.params["lazy_pages"])
     except (EdgeError, OSError):
         remove(api, name)
         rename(api, old["Id"], name)

@@ -45,3 +45,14 @@ def test_only_a_lazy_pages_process_is_stopped(tmp_path):
     finally:
         bystander.kill()
         daemon.kill()
+
+
+def test_a_restore_whose_runtime_started_no_daemon_is_not_waited_for(tmp_path):
+    # An edge-migrate runtime from before lazy restores ignores the option: runc restored every
+    # page, there is no daemon to wait for and nothing to restore again (no engine is asked).
+    restore = restore_module()
+    (tmp_path / "final.work").mkdir()
+    result = {}
+    restore.settle_lazy_pages(None, None, {"Id": "c0ffee"}, str(tmp_path / "final"), {"wait_timeout": 30}, None,
+                              result)
+    assert "prepare_edges.yml" in result["lazy_pages"]["skipped"]
