@@ -42,7 +42,7 @@ TRUST_BLOCK = re.compile(r"^# BEGIN edge-migrate: .*?^# END edge-migrate: [^\n]*
 # Installed on the hosts (they share the machine's /usr/local and /etc) by the edge_runtime
 # role: the OCI runtime wrapper and CRIU's options for runc; `down` removes them.
 RUNTIME_PATH = Path("/usr/local/libexec/edge-migrate-runtime")
-CRIU_RUNC_CONF_SOURCE = REPO / "roles" / "edge_runtime" / "files" / "runc.conf"
+CRIU_RUNC_CONF_SOURCE = REPO / "roles" / "edge_runtime" / "templates" / "runc.conf.j2"
 CRIU_RUNC_CONF = Path("/etc/criu/runc.conf")
 
 BRIDGE = "edgelab0"

@@ -162,7 +162,9 @@ delta_bytes:
   returned: success with I(mode=delta), not in check mode
   sample: 8388608
 criu_dump:
-  description: CRIU's own dump statistics (freezing, frozen, memdump, memwrite times in seconds, page counts).
+  description: >-
+    CRIU's own dump statistics (freezing, frozen, memdump, memwrite times in seconds, page counts);
+    C(prefrozen_s) when the module froze the container's cgroup itself before CRIU (with I(method=runc)).
   type: dict
   returned: when frozen
   sample: {freezing_time: 0.0012, frozen_time: 1.1021, memdump_time: 0.4123, pages_written: 65536}

@@ -12,6 +12,7 @@ import shutil
 from ansible.module_utils.edge_criu_options import criu_errors
 from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_errors import EdgeError
+from ansible.module_utils.edge_freezer import cgroup_paths, freeze
 
 DEFAULT_EXEC_ROOT = "/run/docker"
 RUNC_NAMESPACE = "moby"
@@ -47,6 +48,7 @@ def checkpoint(run, exec_root, inspect, image_dir, leave_running, file_locks=Fal
     if file_locks:
         argv.append("--file-locks")
     argv.append(inspect["Id"])
+    frozen = None if leave_running else _freeze_quietly(os.path.join(root, inspect["Id"]))
     try:
         rc, _out, err = run(argv)
         if rc != 0:
@@ -54,9 +56,27 @@ def checkpoint(run, exec_root, inspect, image_dir, leave_running, file_locks=Fal
             raise EdgeError("runc checkpoint of %s failed: %s%s" % (inspect["Id"][:12], _last_line(err), log),
                             cmd=" ".join(argv), rc=rc, stderr=err)
         # CRIU writes its statistics to the work directory, not among the images.
-        return criu_stats(work_dir, "stats-dump").get("dump", {})
+        stats = criu_stats(work_dir, "stats-dump").get("dump", {})
+        if frozen:
+            stats["prefrozen_s"] = frozen.waited_s
+        return stats
+    except BaseException:
+        # A failed dump leaves the cgroup as CRIU found it: frozen by us. Thawed, the service
+        # goes on where it stopped (the final dump kills only once it has succeeded).
+        if frozen:
+            frozen.thaw()
+        raise
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def _freeze_quietly(runc_state_dir):
+    """Freeze the container's cgroup before a final dump (see edge_freezer), or None: without
+    runc's cgroup paths or a freezer this host lets CRIU freeze it, as it always did."""
+    try:
+        return freeze(cgroup_paths(runc_state_dir))
+    except (OSError, ValueError):
+        return None
 
 
 def _last_line(text):

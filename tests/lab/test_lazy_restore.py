@@ -68,6 +68,10 @@ def test_lazily_restored_memory_is_whole_and_the_host_knows_the_container(lab):
         assert after["first"] == before["first"] and after["now"] == before["first"], (
             "the memory changed in the move: %s before, %s after" % (before, after))
         report = latest_report(name)
+        # The busy holder's cgroup was frozen before the final dump: CRIU did not wait for it
+        # in its 100 ms steps.
+        assert "prefrozen_s" in report["criu"]["dump"] and report["criu"]["dump"]["freezing_time"] < 0.05, (
+            report["criu"]["dump"])
         assert "lazy-pages" in report["criu"]["restore_options"]
         assert report["criu"]["lazy_pages"]["rc"] == 0 and "retried" not in report["criu"]["lazy_pages"]
         # Most pages came through the daemon, not through CRIU's restore itself.

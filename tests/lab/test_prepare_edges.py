@@ -6,6 +6,7 @@ and the host keys the role pinned, and `criu check` passes on every edge."""
 import os
 import re
 import shlex
+import subprocess
 
 import pytest
 from labtools import ROOT, engine, lab_status, playbook, run
@@ -76,6 +77,14 @@ def test_edges_run_experimental_docker_with_the_runtime(lab, runs):
         info = engine(host).info()
         assert info["ExperimentalBuild"], host["name"]
         assert "edge-migrate" in info["Runtimes"], (host["name"], info["Runtimes"])
+
+
+def test_criu_dumps_and_restores_without_a_network_lock_where_it_can(runs):
+    """No connection is restored (tcp-close): the lab's CRIU accepts network-lock skip, and the
+    options runc hands CRIU say so (the lab's edges share this machine's /etc)."""
+    assert subprocess.run(["criu", "--network-lock", "skip", "--version"], capture_output=True).returncode == 0
+    options = [line.strip() for line in open("/etc/criu/runc.conf") if line.strip() and not line.startswith("#")]
+    assert options == ["tcp-close", "skip-in-flight", "network-lock skip"], options
 
 
 def ssh(src, known_hosts):
