@@ -14,6 +14,7 @@ then the data of the NEW and CHANGED runs in order: a NEW page as is, a CHANGED 
 uint32 length and either the page as is (length 4096) or its XOR with the old page, deflated
 (a page a program changed in a few places is mostly zeros then)."""
 
+import bisect
 import ctypes
 import errno
 import mmap
@@ -94,14 +95,28 @@ def pages_files(directory):
     return found
 
 
-def _offsets(runs):
-    """{page-aligned vaddr: offset in the pages file}."""
-    index, offset = {}, 0
-    for vaddr, pages in runs:
-        for page in range(pages):
-            index[vaddr + page * PAGE] = offset + page * PAGE
-        offset += pages * PAGE
-    return index, offset
+class _Offsets:
+    """Where a page-aligned vaddr's page lies in a pages file, from the file's runs (looked up
+    by bisection: a table of every page took 0.23 s for 1 GB, inside the frozen window)."""
+
+    def __init__(self, runs):
+        placed, offset = [], 0
+        for vaddr, pages in runs:
+            if pages:
+                placed.append((vaddr, vaddr + pages * PAGE, offset))
+            offset += pages * PAGE
+        placed.sort()
+        self.total = offset
+        self._starts = [start for start, _end, _offset in placed]
+        self._placed = placed
+
+    def get(self, vaddr):
+        """The page's offset in the file, or None when the file does not hold that page."""
+        at = bisect.bisect_right(self._starts, vaddr) - 1
+        if at < 0:
+            return None
+        start, end, offset = self._placed[at]
+        return offset + (vaddr - start) if vaddr < end else None
 
 
 def _map(path):
@@ -134,7 +149,8 @@ def encode(base_pagemap, base_pages, target_pagemap, target_pages, out_path):
     """Write the page delta turning base_pages into target_pages; returns its statistics."""
     _id, base_runs = read_pagemap(base_pagemap)
     _id, target_runs = read_pagemap(target_pagemap)
-    base_index, base_total = _offsets(base_runs)
+    base_index = _Offsets(base_runs)
+    base_total = base_index.total
     target_total = sum(pages for _vaddr, pages in target_runs) * PAGE
     base, target = _Pages(base_pages), _Pages(target_pages)
     try:

@@ -131,3 +131,14 @@ def test_same_layout_patches_the_checked_base_in_place(tmp_path):
     assert not (tmp_path / "base/pages-1.img").exists()  # moved, not copied
     with pytest.raises(ImageSetError, match="no checksum"):
         decode(run, str(tmp_path / "final"), str(tmp_path / "delta"), str(tmp_path / "again"))
+
+
+def test_a_page_is_found_in_the_base_by_its_run_whatever_the_runs_order():
+    page = edge_pagemap.PAGE
+    # File order: a run at 0x10000 (2 pages), an empty run, then one below it at 0x4000 (3 pages).
+    offsets = edge_pagemap._Offsets([(0x10000, 2), (0x8000, 0), (0x4000, 3)])
+    assert offsets.total == 5 * page
+    assert [offsets.get(0x10000), offsets.get(0x10000 + page)] == [0, page]
+    assert [offsets.get(0x4000), offsets.get(0x4000 + 2 * page)] == [2 * page, 4 * page]
+    assert [offsets.get(0x0), offsets.get(0x4000 + 3 * page), offsets.get(0x8000), offsets.get(0x10000 + 2 * page)] == [
+        None, None, None, None]
