@@ -205,6 +205,30 @@ def test_criu_restore_failure_on_destination(lab, openface):
 
 
 PYTHON_BINARY = "/usr/bin/python3.[0-9]*"
+# A process that has its child trace it (PTRACE_TRACEME): CRIU cannot seize a traced task.
+TRACED_PAIR = """
+import ctypes, os, time
+if os.fork() == 0:
+    ctypes.CDLL(None).ptrace(0, 0, None, None)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_final_dump_failure_thaws_the_service_on_the_source(lab, openface):
+    # Started in the service's container after the warm-up: the final dump fails in CRIU after
+    # the service's cgroup was frozen for it. The service must go on on the source, not frozen.
+    exec_traced = ["/usr/bin/docker", "-H", lab["edge1"]["docker_host"], "exec", "-d", SERVICE, "python3", "-c",
+                   TRACED_PAIR]
+    traced = hook("import subprocess, time\nsubprocess.run(%r, check=True)\ntime.sleep(1)\n" % (exec_traced,))
+    proc = migrate(hooks={"before_freeze": traced})
+    assert proc.returncode != 0
+    report = latest_report(SERVICE)
+    assert report["outcome"] == "rolled_back" and "runc checkpoint" in report["cause"], report["cause"]
+    assert_intact(lab, "edge1", openface)
+    record("final dump fails in CRIU (a traced process in the service)", proc,
+           "on the source, thawed, with its state")
+
 
 
 def test_trial_restore_failure_is_refused_before_the_freeze(lab, openface):
