@@ -42,16 +42,21 @@ def cgroup_paths(runc_state_dir):
 def freeze(paths, timeout=2.0):
     """Freeze the cgroup (v1 freezer, else the v2 cgroup.freeze of the unified path) and wait
     until the kernel says it is frozen. Returns a Frozen, or None when there is no freezer to
-    use or it did not freeze in time (then it is thawed again: CRIU freezes it as usual)."""
+    use, the cgroup is not thawed to begin with (a paused container stays as it is, whatever
+    happens to the dump), or it did not freeze in time (then it is thawed again: CRIU freezes
+    it as usual)."""
     v1 = paths.get("freezer")
     if v1 and os.path.exists(os.path.join(v1, "freezer.state")):
         state = os.path.join(v1, "freezer.state")
+        if _read(state) != "THAWED":
+            return None  # paused (docker pause) or being frozen by someone else: not ours to thaw
         return _freeze(state, "FROZEN", "THAWED", lambda: _read(state) == "FROZEN", timeout)
     v2 = paths.get("")
     if v2 and os.path.exists(os.path.join(v2, "cgroup.freeze")):
-        events = os.path.join(v2, "cgroup.events")
-        return _freeze(os.path.join(v2, "cgroup.freeze"), "1", "0",
-                       lambda: "frozen 1" in _read(events).splitlines(), timeout)
+        control, events = os.path.join(v2, "cgroup.freeze"), os.path.join(v2, "cgroup.events")
+        if _read(control) != "0":
+            return None
+        return _freeze(control, "1", "0", lambda: "frozen 1" in _read(events).splitlines(), timeout)
     return None
 
 

@@ -56,6 +56,16 @@ def test_v1_is_preferred_on_a_hybrid_host_and_no_freezer_means_none(tmp_path):
     assert freeze({"": str(tmp_path / "nothing")}) is None
 
 
+def test_a_paused_container_is_left_to_criu_and_never_thawed(tmp_path):
+    paths = v1_cgroup(tmp_path)
+    state = os.path.join(paths["freezer"], "freezer.state")
+    open(state, "w").write("FROZEN\n")
+    assert freeze(paths) is None and open(state).read() == "FROZEN\n"
+    paths = v2_cgroup(tmp_path / "v2", frozen_event=1)
+    open(os.path.join(paths[""], "cgroup.freeze"), "w").write("1\n")
+    assert freeze(paths) is None
+
+
 def test_thaw_of_a_removed_cgroup_is_quiet(tmp_path):
     paths = v1_cgroup(tmp_path)
     frozen = freeze(paths)
