@@ -266,7 +266,6 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_criu_options import criu_errors, restore_options
 from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_docker import (
-    MIGRATION_RUNTIME,
     DockerError,
     create,
     data_root,
@@ -286,6 +285,7 @@ from ansible.module_utils.edge_docker import (
     stop,
     wait_running,
 )
+from ansible.module_utils.edge_engine_names import MIGRATION_RUNTIME
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_images import check_received, decode, pages_checksums
 from ansible.module_utils.edge_module import DOCKER_ARGS, Phases, docker_api, fail, runner

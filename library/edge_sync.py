@@ -113,7 +113,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_image import tree_bytes
+from ansible.module_utils.edge_images import tree_size
 from ansible.module_utils.edge_module import fail, runner
 from ansible.module_utils.edge_progress import RSYNC_PROGRESS_ARGS, progress_runner
 from ansible.module_utils.edge_transfer import (
@@ -143,7 +143,7 @@ def main():
         options["compress"] = extra["sample_ratio"] < params["compress_threshold"]
     run, options["extra_args"] = runner(module), ITEMIZE_ARGS
     if params["progress_file"]:
-        run = progress_runner(params["progress_file"], total_bytes=tree_bytes(params["src"]))
+        run = progress_runner(params["progress_file"], total_bytes=tree_size(params["src"]))
         options["extra_args"] += RSYNC_PROGRESS_ARGS
     try:
         stats = push(run, params["src"], params["dest_host"], params["dest_dir"],

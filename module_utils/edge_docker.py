@@ -4,10 +4,37 @@ create-from-configuration and restore, through the Docker SDK's low-level API cl
 import json
 import os
 import shutil
+import sys
 import time
+import warnings
 
 from ansible.module_utils.edge_criu_options import write_restore_conf
+from ansible.module_utils.edge_engine_names import IMAGES_MARKER, MIGRATION_RUNTIME
 from ansible.module_utils.edge_errors import EdgeError
+
+
+def _stdlib_distutils_first():
+    """Docker SDKs before 6.0 import distutils.spawn (dropped in docker/docker-py#3028). Where
+    setuptools' distutils shim is installed (Debian 12's python3-setuptools, the system Python
+    the modules run on) that import loads all of setuptools and pkg_resources: 0.3-0.5 s of
+    every module call that talks to Docker. The standard library's distutils (Python < 3.12)
+    answers the same import at once; where there is none the shim stays in charge."""
+    shims = [finder for finder in sys.meta_path if type(finder).__module__ == "_distutils_hack"]
+    if not shims or "distutils" in sys.modules:
+        return
+    for shim in shims:
+        sys.meta_path.remove(shim)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import distutils.spawn  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        sys.meta_path[0:0] = shims
+
+
+_stdlib_distutils_first()
 
 try:
     import docker
@@ -29,11 +56,6 @@ except ImportError as exc:  # reported by the modules with missing_required_lib
     class NotFound(APIError):
         pass
 
-DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
-# The OCI runtime (roles/edge_runtime) that restores from images left in place, and the
-# marker file naming them inside an otherwise empty checkpoint.
-MIGRATION_RUNTIME = "edge-migrate"
-IMAGES_MARKER = "edge-migrate-images"
 
 # The parts of `docker inspect` that make a container what it is. A container created on
 # the destination from these runs the same program the same way.
@@ -156,9 +178,12 @@ def summary(inspect):
 
 
 def memory_usage(api, container_id):
-    """Resident memory of the container's cgroup in bytes (0 when unknown)."""
+    """Resident memory of the container's cgroup in bytes (0 when unknown). One sample
+    (`one-shot`, API 1.41, moby/moby#40478): without it the engine waits for a second sample,
+    a second later, to compute CPU usage. Docker SDKs before 6.1 have no argument for it."""
+    url = api._url("/containers/{0}/stats", container_id)
     try:
-        stats = api.stats(container_id, stream=False)
+        stats = api._result(api._get(url, params={"stream": False, "one-shot": True}), json=True)
     except APIError:
         return 0
     return int((stats.get("memory_stats") or {}).get("usage") or 0)

@@ -4,7 +4,7 @@ are stale. Each holds a checkpoint's memory images, or the edge-migrate runtime'
 import os
 import time
 
-from ansible.module_utils.edge_docker import IMAGES_MARKER
+from ansible.module_utils.edge_engine_names import IMAGES_MARKER
 
 PREFIX = "ctrd-checkpoint"
 

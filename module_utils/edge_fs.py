@@ -8,7 +8,6 @@ import json
 import os
 import time
 
-from ansible.module_utils.edge_docker import APIError, DockerError, NotFound
 from ansible.module_utils.edge_transfer import push
 
 # rsync -a already has -D (devices and specials: overlay whiteouts).
@@ -177,6 +176,7 @@ def _anonymous(inspect, name):
 
 def inspect_volume(api, name):
     """The volume's inspect document, or None when there is no volume of that name."""
+    from ansible.module_utils.edge_docker import APIError, DockerError, NotFound
     try:
         return api.inspect_volume(name)
     except NotFound:
@@ -187,6 +187,7 @@ def inspect_volume(api, name):
 
 def volume_users(api, name, besides=None):
     """Names of the containers (running or not) that use the volume, but the one with id `besides`."""
+    from ansible.module_utils.edge_docker import APIError, DockerError
     try:
         users = api.containers(all=True, filters={"volume": name})
     except APIError as exc:

@@ -1,12 +1,14 @@
-"""Helpers every migration module uses: Docker options, error reporting, phase timing."""
+"""Helpers every migration module uses: Docker options, error reporting, phase timing.
+
+The Docker SDK is imported only by the helpers that talk to the engine: the modules that
+work on files alone (delta, patch, sync) do not pay its import."""
 
 import os
 import time
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.edge_criu_options import holds_file_locks
-from ansible.module_utils.edge_docker import DEFAULT_DOCKER_HOST, DOCKER_IMPORT_ERROR, HAS_DOCKER, connect
-from ansible.module_utils.edge_docker import checkpoint as docker_checkpoint
+from ansible.module_utils.edge_engine_names import DEFAULT_DOCKER_HOST
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_runc import DEFAULT_EXEC_ROOT
 from ansible.module_utils.edge_runc import checkpoint as runc_checkpoint
@@ -35,6 +37,7 @@ def take_checkpoint(module, api, inspect, checkpoint_dir, checkpoint_name, leave
             raise EdgeError("the processes of %s hold file locks, which the engine's checkpoint endpoint cannot "
                             "dump (CRIU needs --file-locks): use method=runc" % inspect["Name"].lstrip("/"),
                             cmd="grep /proc/locks")
+        from ansible.module_utils.edge_docker import checkpoint as docker_checkpoint
         docker_checkpoint(api, inspect["Id"], checkpoint_dir, checkpoint_name, leave_running)
         return {}
     return runc_checkpoint(runner(module), module.params["docker_exec_root"], inspect,
@@ -43,6 +46,7 @@ def take_checkpoint(module, api, inspect, checkpoint_dir, checkpoint_name, leave
 
 def docker_api(module):
     """A low-level Docker API client for the module's docker_host, or fail_json."""
+    from ansible.module_utils.edge_docker import DOCKER_IMPORT_ERROR, HAS_DOCKER, connect
     if not HAS_DOCKER:
         module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_IMPORT_ERROR))
     return connect(module.params["docker_host"], module.params["docker_timeout"])
