@@ -90,3 +90,28 @@ def test_process_uids_and_the_capability_are_read_from_proc(tmp_path):
     assert has_cap_sys_resource(proc=str(tmp_path)) is False
     (tmp_path / "self" / "status").write_text("CapEff:\t000001ffffffffff\n")
     assert has_cap_sys_resource(proc=str(tmp_path)) is True
+
+
+def test_one_call_removes_containerd_copies_and_the_migration_directory(tmp_path, run_module):
+    work = tmp_path / "svc-1"
+    (work / "final").mkdir(parents=True)
+    (work / "final" / "pages-1.img").write_bytes(b"p" * 4096)
+    tmp = tmp_path / "tmp"
+    copy = tmp / "ctrd-checkpoint1"
+    copy.mkdir(parents=True)
+    (copy / "edge-migrate-images").write_text(str(work / "final"))
+    args = {"images_under": str(work), "tmp_dirs": [str(tmp)], "older_than": 2}
+    # Without remove_images_under the migration's own directory stays (a kept final checkpoint).
+    status, kept = run_module("edge_engine_temporaries", dict(args, _ansible_check_mode=True))
+    assert status == "exit" and kept["removed"] == [str(copy)] and kept["images_under_absent"] is False
+    status, planned = run_module("edge_engine_temporaries", dict(args, remove_images_under=True,
+                                                                 _ansible_check_mode=True))
+    assert planned["removed"] == [str(copy), str(work)] and planned["bytes"] >= 4096
+    assert work.exists() and copy.exists()
+    status, done = run_module("edge_engine_temporaries", dict(args, remove_images_under=True))
+    assert status == "exit" and done["changed"] and done["images_under_absent"] is True
+    assert not work.exists() and not copy.exists()
+    status, again = run_module("edge_engine_temporaries", dict(args, remove_images_under=True))
+    assert not again["changed"] and again["removed"] == [] and again["images_under_absent"] is True
+    status, refused = run_module("edge_engine_temporaries", {"remove_images_under": True})
+    assert status == "fail" and "images_under" in refused["msg"]
