@@ -1,11 +1,15 @@
 """What the lab tests share: the lab's hosts, running playbooks, asking services, finding
 containers and memory images on the hosts."""
 
+import atexit
+import itertools
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import docker
@@ -170,13 +174,21 @@ def latest_report(service):
         return json.load(handle)
 
 
-_HOOKS = [0]
+_SCRATCH = []
+_HOOKS = itertools.count(1)
+
+
+def scratch_path(name):
+    """A path in this test process's scratch directory, removed when the process ends."""
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.mkdtemp(prefix="edge-test-"))
+        atexit.register(shutil.rmtree, _SCRATCH[0], True)
+    return os.path.join(_SCRATCH[0], name)
 
 
 def hook(script):
     """A migration hook: run this Python snippet on the controller (as the product runs any command)."""
-    _HOOKS[0] += 1
-    path = os.path.join("/tmp", "edge-test-hook-%d-%d.py" % (os.getpid(), _HOOKS[0]))
+    path = scratch_path("hook-%d.py" % next(_HOOKS))
     with open(path, "w") as handle:
         handle.write(script)
     return "%s %s" % (sys.executable, path)

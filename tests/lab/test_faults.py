@@ -26,6 +26,7 @@ from labtools import (
     remove_everywhere,
     request,
     running_on,
+    scratch_path,
     spoil_in_layer,
     undo_spoil,
 )
@@ -195,7 +196,7 @@ def test_corrupted_delta_is_caught_by_checksum(lab, openface):
 def test_criu_restore_failure_on_destination(lab, openface):
     # A file the process maps (its python binary) changes size in the destination
     # container's filesystem: CRIU's restore refuses it (a real CRIU failure).
-    spoil = spoil_in_layer(lab["edge2"]["docker_host"], SERVICE, PYTHON_BINARY, "/tmp/edge-fault-spoiled-restore")
+    spoil = spoil_in_layer(lab["edge2"]["docker_host"], SERVICE, PYTHON_BINARY, scratch_path("spoiled-restore"))
     proc = migrate(hooks={"before_freeze": spoil})
     assert proc.returncode != 0
     report = latest_report(SERVICE)
@@ -234,7 +235,7 @@ def test_final_dump_failure_thaws_the_service_on_the_source(lab, openface):
 def test_trial_restore_failure_is_refused_before_the_freeze(lab, openface):
     # The destination's container (made in the warm-up) cannot be restored into: the trial
     # restore finds it while the service runs, and nothing is frozen.
-    spoil = spoil_in_layer(lab["edge2"]["docker_host"], SERVICE, PYTHON_BINARY, "/tmp/edge-fault-spoiled-trial")
+    spoil = spoil_in_layer(lab["edge2"]["docker_host"], SERVICE, PYTHON_BINARY, scratch_path("spoiled-trial"))
     proc = migrate(hooks={"before_trial_restore": spoil})
     assert proc.returncode != 0
     report = latest_report(SERVICE)
@@ -250,7 +251,7 @@ def test_trial_restore_failure_is_refused_before_the_freeze(lab, openface):
 def test_restore_failing_everywhere_keeps_the_final_checkpoint_and_a_rerun_restores_it(lab, openface):
     # CRIU fails on both hosts: the destination's layer is spoiled before the freeze, the
     # source's right after it. The state then exists only in the final checkpoint.
-    spoiled = "/tmp/edge-fault-spoiled-source-%d" % os.getpid()
+    spoiled = scratch_path("spoiled-source")
     proc = migrate(hooks={
         "before_freeze": spoil_in_layer(lab["edge2"]["docker_host"], SERVICE, PYTHON_BINARY, spoiled + "-d"),
         "after_freeze": spoil_in_layer(lab["edge1"]["docker_host"], SERVICE, PYTHON_BINARY, spoiled)})
