@@ -223,6 +223,7 @@ leftovers:
     final_complete: false, restart_policy: null, prepared: null}]
 """
 
+import concurrent.futures
 import os
 
 from ansible.module_utils.basic import AnsibleModule
@@ -312,11 +313,16 @@ def main():
         check_criu=dict(type="bool", default=False),
         sizes=dict(type="bool", default=True),
         **DOCKER_ARGS), supports_check_mode=True)
+    # The tools answer (criu check alone takes 0.1-0.2 s) while the engine is asked.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    tools = pool.submit(tool_versions, module)
+    criu = pool.submit(criu_check, module) if module.params["check_criu"] else None
+    pool.shutdown(wait=False)
     try:
         api = docker_api(module)
         inspect = inspect_container(api, module.params["name"])
         result = dict(changed=False, exists=inspect is not None, running=False, memory_bytes=0,
-                      engine=engine_info(api), tools=tool_versions(module))
+                      engine=engine_info(api), tools=tools.result())
         if inspect is not None:
             result["container"] = summary(inspect)
             result["running"] = result["container"]["running"]
@@ -333,8 +339,8 @@ def main():
         if module.params["workdir"]:
             result["disk_free_bytes"] = free_bytes(module.params["workdir"])
             result["leftovers"] = leftovers(module.params["workdir"], module.params["name"])
-        if module.params["check_criu"]:
-            result["criu_check"] = criu_check(module)
+        if criu is not None:
+            result["criu_check"] = criu.result()
     except DockerError as exc:
         fail(module, exc)
     module.exit_json(**result)
