@@ -10,8 +10,9 @@ description:
     I(wait) seconds with the transfer's progress. Repeated with C(until) on I(finished), each
     retry shows how far the transfer has come (the C(edge_story) callback prints it) instead of
     a silent wait, and the loop ends at most a tenth of a second after the transfer.
-  - Changes nothing; the transfer's own result comes from M(ansible.builtin.async_status)
-    once I(finished) is true.
+  - Changes nothing. Once the job has ended, its result is returned as I(job) (no
+    M(ansible.builtin.async_status) call is needed), and the module fails with the job's
+    C(msg), C(cmd), C(rc) and C(stderr) when the job failed.
 options:
   results_file:
     description: The C(results_file) of the background M(edge_sync)'s registered result.
@@ -83,6 +84,11 @@ progress:
       description: rsync has exited.
       type: bool
   sample: {bytes: 33554432, total_bytes: 268435456, percent: 12, rate: 2.34MB/s, time_left: "0:01:20", done: false}
+job:
+  description: The background M(edge_sync)'s own result, once it has ended.
+  type: dict
+  returned: when finished
+  sample: {changed: true, bytes_sent: 33554432, duration_s: 3.1, compressed: false}
 """
 
 import json
@@ -95,15 +101,20 @@ SHOWN = ("bytes", "total_bytes", "percent", "rate", "time_left", "done")
 CHECK_EVERY = 0.1
 
 
-def job_finished(results_file):
-    """As async_status decides: a status file without `started` holds the module's result. One
-    not written yet (async_wrapper may return before its job has written it) has not ended."""
+def job_result(results_file):
+    """The job's result once it has ended, else None. As async_status decides: a status file
+    without `started` holds the module's result. One not written yet (async_wrapper may return
+    before its job has written it) has not ended."""
     try:
         with open(results_file) as handle:
             data = json.load(handle)
     except (OSError, ValueError):  # not there yet, or being written
-        return False
-    return not isinstance(data, dict) or "started" not in data or bool(data.get("finished"))
+        return None
+    if not isinstance(data, dict):
+        return {"failed": True, "msg": "the job's status file holds no result: %r" % (data,)}
+    if "started" not in data or data.get("finished"):
+        return data
+    return None
 
 
 def main():
@@ -112,13 +123,19 @@ def main():
         progress_file=dict(type="path", required=True),
         wait=dict(type="float", default=2)), supports_check_mode=True)
     deadline = time.monotonic() + max(0.0, min(module.params["wait"], 60.0))
-    finished = job_finished(module.params["results_file"])
-    while not finished and time.monotonic() < deadline:
+    job = job_result(module.params["results_file"])
+    while job is None and time.monotonic() < deadline:
         time.sleep(CHECK_EVERY)
-        finished = job_finished(module.params["results_file"])
+        job = job_result(module.params["results_file"])
     progress = read_progress(module.params["progress_file"]) or {}
-    module.exit_json(changed=False, finished=finished,
-                     progress={key: progress[key] for key in SHOWN if key in progress})
+    result = dict(changed=False, finished=job is not None,
+                  progress={key: progress[key] for key in SHOWN if key in progress})
+    if job is not None:
+        result["job"] = job
+        if job.get("failed"):
+            module.fail_json(msg=job.get("msg") or "the background transfer failed", cmd=job.get("cmd"),
+                             rc=job.get("rc"), stderr=job.get("stderr"), **result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

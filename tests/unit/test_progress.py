@@ -53,7 +53,18 @@ def test_progress_reports_the_job_running_then_ended(run_module, tmp_path):
     outcome, result = run_module("edge_sync_progress", args)
     assert result["finished"] is False and result["progress"] == {"bytes": 10, "percent": 1}
     results.write_text(json.dumps({"rc": 0, "bytes_sent": 10}))  # the module's result
-    assert run_module("edge_sync_progress", args)[1]["finished"] is True
+    outcome, result = run_module("edge_sync_progress", args)
+    assert outcome == "exit" and result["finished"] is True and result["job"] == {"rc": 0, "bytes_sent": 10}
+    # A job that failed fails the watch with its own message, command and rc.
+    results.write_text(json.dumps({"failed": True, "msg": "rsync failed", "cmd": "rsync -a", "rc": 12,
+                                   "stderr": "connection unexpectedly closed"}))
+    outcome, result = run_module("edge_sync_progress", args)
+    assert outcome == "fail" and result["finished"] is True
+    assert (result["msg"], result["cmd"], result["rc"]) == ("rsync failed", "rsync -a", 12)
+    assert result["stderr"] == "connection unexpectedly closed" and result["job"]["failed"] is True
+    results.write_text("[1]")
+    outcome, result = run_module("edge_sync_progress", args)
+    assert outcome == "fail" and "no result" in result["msg"]
 
 
 def test_progress_returns_as_soon_as_the_job_ends(run_module, tmp_path):
