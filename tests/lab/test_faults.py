@@ -143,7 +143,8 @@ def test_link_cut_during_warmup_transfer(lab, openface, slow_link):
     assert proc.returncode != 0
     report = latest_report(SERVICE)
     assert report["outcome"] == "failed", report  # nothing was frozen
-    assert report["cause"].startswith("Warm-up | copy that checkpoint") and "rsync from" in report["cause"]
+    # The copy's progress task reports its background job's end, failure included.
+    assert report["cause"].startswith("Warm-up | the checkpoint on its way") and "rsync from" in report["cause"]
     subprocess.run(in_netns(lab["edge1"], *IPTABLES, "-D", *CUT[1:]), check=True)
     assert_intact(lab, "edge1", openface)
     record("link cut during warm-up transfer", proc, "on the source, untouched")
