@@ -91,30 +91,12 @@ job:
   sample: {changed: true, bytes_sent: 33554432, duration_s: 3.1, compressed: false}
 """
 
-import json
-import time
-
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_async_job import wait_for_result
 from ansible.module_utils.edge_progress import read_progress
 
 SHOWN = ("bytes", "total_bytes", "percent", "rate", "time_left", "done")
 CHECK_EVERY = 0.1
-
-
-def job_result(results_file):
-    """The job's result once it has ended, else None. As async_status decides: a status file
-    without `started` holds the module's result. One not written yet (async_wrapper may return
-    before its job has written it) has not ended."""
-    try:
-        with open(results_file) as handle:
-            data = json.load(handle)
-    except (OSError, ValueError):  # not there yet, or being written
-        return None
-    if not isinstance(data, dict):
-        return {"failed": True, "msg": "the job's status file holds no result: %r" % (data,)}
-    if "started" not in data or data.get("finished"):
-        return data
-    return None
 
 
 def main():
@@ -122,11 +104,7 @@ def main():
         results_file=dict(type="path", required=True),
         progress_file=dict(type="path", required=True),
         wait=dict(type="float", default=2)), supports_check_mode=True)
-    deadline = time.monotonic() + max(0.0, min(module.params["wait"], 60.0))
-    job = job_result(module.params["results_file"])
-    while job is None and time.monotonic() < deadline:
-        time.sleep(CHECK_EVERY)
-        job = job_result(module.params["results_file"])
+    job = wait_for_result(module.params["results_file"], module.params["wait"], CHECK_EVERY)
     progress = read_progress(module.params["progress_file"]) or {}
     result = dict(changed=False, finished=job is not None,
                   progress={key: progress[key] for key in SHOWN if key in progress})

@@ -39,7 +39,7 @@ def test_the_docker_sdk_is_imported_without_setuptools(tmp_path):
 
 
 FILE_MODULES = ("edge_delta", "edge_patch", "edge_sync", "edge_fs_sync", "edge_peer_check",
-                "edge_engine_temporaries", "edge_lock", "edge_sync_progress")
+                "edge_engine_temporaries", "edge_lock", "edge_sync_progress", "edge_job")
 
 
 def test_the_modules_that_work_on_files_do_not_import_the_docker_sdk():
