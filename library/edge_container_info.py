@@ -214,8 +214,9 @@ leftovers:
     - Directories of earlier migrations of this container under I(workdir), each with
       path, migration_id, final_complete (a complete final checkpoint is in it) and
       restart_policy (the policy the container had before that migration set it to C(no), or null),
-      prepared (null, or destination and expires_at of a prepared migration that has not expired;
-      it waits for its finish and is not a leftover to clean).
+      prepared (null, or destination, expires_at and waiter_jid, the background job that waits on the
+      destination, of a prepared migration that has not expired; it waits for its finish and is
+      not a leftover to clean).
   type: list
   elements: dict
   returned: when workdir is given
@@ -292,7 +293,8 @@ def leftovers(workdir, name):
     """Directories <workdir>/<name>-<timestamp> that a migration of this container left."""
     found = []
     # A prepared migration that has not expired waits for its finish: not a leftover to clean.
-    prepared = {record["migration_id"]: {"destination": record["destination"], "expires_at": record["expires_at"]}
+    prepared = {record["migration_id"]: {"destination": record["destination"], "expires_at": record["expires_at"],
+                                         "waiter_jid": record.get("waiter_jid")}
                 for record in find_prepared(workdir, name) if not record.get("error") and not record["expired"]}
     if os.path.isdir(workdir):
         for entry in sorted(os.listdir(workdir)):

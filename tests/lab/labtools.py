@@ -152,6 +152,25 @@ def read_file(api, container, path, attempts=20):
     raise AssertionError("%s in %s stayed empty" % (path, container))
 
 
+# Where Ansible's background jobs leave their status files on the edges (the lab's edges are
+# root on this machine): a finished one holds the job's arguments, a container's configuration.
+ASYNC_DIR = os.path.expanduser("~root/.ansible_async")
+
+
+def job_files_naming(name):
+    """Background jobs' status files on the edges that mention `name` (a container, a claim path)."""
+    found = []
+    for entry in sorted(os.listdir(ASYNC_DIR)) if os.path.isdir(ASYNC_DIR) else []:
+        path = os.path.join(ASYNC_DIR, entry)
+        try:
+            with open(path, errors="replace") as handle:
+                if name in handle.read():
+                    found.append(path)
+        except OSError:
+            pass
+    return found
+
+
 def memory_images_left(lab):
     """Files under each host's checkpoint directory and checkpoints left in Docker's data root."""
     left = []

@@ -12,7 +12,17 @@ import time
 import urllib.request
 
 import pytest
-from labtools import ROOT, VENV_BIN, engine, memory_images_left, playbook, remove_everywhere, request, running_on
+from labtools import (
+    ROOT,
+    VENV_BIN,
+    engine,
+    job_files_naming,
+    memory_images_left,
+    playbook,
+    remove_everywhere,
+    request,
+    running_on,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -90,6 +100,7 @@ def test_prepare_then_finish_keeps_the_state_and_the_finish_is_quick(lab, user):
           % (instance(user), answered - started))
     assert "Prepared |" in output  # the pointer's fast path, not the round of every edge
     assert memory_images_left(lab) == [] and leftovers(lab, user) == []
+    assert job_files_naming(instance(user) + "-") == []  # the waiter's status file, with its secrets
 
 
 def test_prepare_then_cancel_leaves_the_service_untouched(lab, user):
@@ -101,6 +112,8 @@ def test_prepare_then_cancel_leaves_the_service_untouched(lab, user):
     assert engine(lab["edge2"]).containers(all=True, filters={"name": "^/%s$" % instance(user)}) == []
     assert state(lab["edge1"]) == before
     assert memory_images_left(lab) == [] and leftovers(lab, user) == []
+    # The called-off waiter's status file holds the container's configuration.
+    assert job_files_naming(instance(user) + "-") == []
 
 
 def test_an_expired_prepared_migration_is_cleaned_by_the_next_run(lab, user):

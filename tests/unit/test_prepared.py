@@ -54,3 +54,13 @@ def test_a_prepared_migration_is_claimed_once_and_not_when_expired(tmp_path):
     write(str(tmp_path), RECORD, ttl=600, now=1000)
     with pytest.raises(RecordError, match="expired"):
         claim(str(tmp_path), RECORD["migration_id"], now=2000)
+
+
+def test_the_edges_answer_names_a_prepared_migrations_waiter(tmp_path):
+    # A cancel from any controller takes the waiter's end and removes its job's status file.
+    from module_runner import load_module
+    (tmp_path / RECORD["migration_id"]).mkdir()
+    write(str(tmp_path), dict(RECORD, src_work=str(tmp_path / RECORD["migration_id"]), waiter_jid="j123.45"),
+          ttl=600)
+    [found] = load_module("edge_container_info").leftovers(str(tmp_path), "openface")
+    assert found["prepared"]["destination"] == "edge2" and found["prepared"]["waiter_jid"] == "j123.45"
