@@ -20,7 +20,9 @@ HOST_CONFIG_KEYS = frozenset((
     "CpuShares", "CapAdd", "CapDrop", "Privileged", "SecurityOpt", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs",
     "ShmSize", "Sysctls", "Ulimits", "LogConfig", "Init", "IpcMode", "PidMode", "ReadonlyRootfs", "Runtime",
     "AutoRemove", "PidsLimit", "CpuQuota", "CpuPeriod", "CpusetCpus", "CpusetMems", "MemoryReservation",
-    "OomKillDisable", "GroupAdd", "Devices", "UTSMode", "Isolation", "CgroupnsMode"))
+    "OomKillDisable", "GroupAdd", "Devices", "UTSMode", "Isolation", "CgroupnsMode", "OomScoreAdj", "PublishAllPorts",
+    "DnsOptions", "MemorySwappiness", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
+    "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "UsernsMode"))
 NAMESPACE_KEYS = (("PidMode", "pid"), ("IpcMode", "ipc"), ("UTSMode", "uts"), ("NetworkMode", "network"),
                   ("UsernsMode", "userns"))
 TRUE = ("true", "yes", "on", "1")

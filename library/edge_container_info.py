@@ -98,6 +98,24 @@ config:
   type: dict
   returned: when exists
   sample: {Image: 'openface:latest', Cmd: [python3, server.py], HostConfig: {RestartPolicy: {Name: 'no'}}}
+uncarried_settings:
+  description:
+    - The container's settings that C(config) leaves out, so that a container created from it
+      would lack them (for example C(--volumes-from), C(--link), C(--cgroup-parent), C(--gpus)).
+  type: list
+  elements: dict
+  returned: when exists
+  contains:
+    setting:
+      description: The C(HostConfig) key.
+      type: str
+    flag:
+      description: The C(docker run) option that sets it (empty when it has none).
+      type: str
+    why:
+      description: Why it cannot be given to a container on another host.
+      type: str
+  sample: [{setting: VolumesFrom, flag: '--volumes-from', why: 'it names another container'}]
 image:
   description:
     - The container's image, by identity; id (C(sha256:...)), repo_digests (the
@@ -237,6 +255,7 @@ from ansible.module_utils.edge_docker import (
     portable_config,
     recorded_restart_policy,
     summary,
+    uncarried_settings,
 )
 from ansible.module_utils.edge_fs import describe
 from ansible.module_utils.edge_image import image_facts
@@ -329,6 +348,7 @@ def main():
             result["container"] = summary(inspect)
             result["running"] = result["container"]["running"]
             result["config"] = portable_config(inspect)
+            result["uncarried_settings"] = uncarried_settings(inspect)
             result["image"] = image_facts(api, inspect["Image"]) or {"id": inspect["Image"]}
             result["networks"] = describe_networks(api, inspect)
             if result["running"]:

@@ -62,15 +62,36 @@ except ImportError as exc:  # reported by the modules with missing_required_lib
 CONFIG_KEYS = ("Image", "Cmd", "Entrypoint", "Env", "Labels", "ExposedPorts", "WorkingDir",
                "User", "Tty", "OpenStdin", "StdinOnce", "AttachStdin", "StopSignal",
                "StopTimeout", "Healthcheck", "Volumes", "Domainname", "Hostname")
-# A hostname the engine chose (the container's short id) is not part of the configuration.
-DEFAULT_HOSTNAME_LENGTH = 12
 HOST_CONFIG_KEYS = ("PortBindings", "Binds", "Mounts", "RestartPolicy", "NetworkMode",
                     "Memory", "MemorySwap", "NanoCpus", "CpuShares", "CapAdd", "CapDrop",
                     "Privileged", "SecurityOpt", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs",
                     "ShmSize", "Sysctls", "Ulimits", "LogConfig", "Init", "IpcMode",
                     "PidMode", "ReadonlyRootfs", "Runtime", "AutoRemove", "PidsLimit", "CpuQuota",
                     "CpuPeriod", "CpusetCpus", "CpusetMems", "MemoryReservation", "OomKillDisable",
-                    "GroupAdd", "Devices", "UTSMode", "Isolation", "CgroupnsMode")
+                    "GroupAdd", "Devices", "UTSMode", "Isolation", "CgroupnsMode", "OomScoreAdj",
+                    "PublishAllPorts", "DnsOptions", "MemorySwappiness", "BlkioWeight", "BlkioWeightDevice",
+                    "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
+                    "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "UsernsMode")
+# HostConfig entries that are not the container's own settings: what the client that ran it
+# wrote (ContainerIDFile, ConsoleSize), the engine's defaults for every container (MaskedPaths,
+# ReadonlyPaths, set by --security-opt systempaths and --privileged, which are carried), and
+# settings of Windows engines.
+ENGINE_HOST_CONFIG_KEYS = ("ContainerIDFile", "ConsoleSize", "MaskedPaths", "ReadonlyPaths", "CpuCount",
+                           "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth")
+# HostConfig settings a container created on the destination cannot be given, and why: a
+# container that has one is refused before anything is frozen rather than moved without it.
+UNCARRIED_SETTINGS = {
+    "VolumesFrom": ("--volumes-from", "it names another container, which does not move with it"),
+    "Links": ("--link", "it names another container, which does not move with it; use a user-defined network"),
+    "Cgroup": ("", "it names another container's cgroup"),
+    "CgroupParent": ("--cgroup-parent", "it places the container in a cgroup of the destination's host"),
+    "DeviceCgroupRules": ("--device-cgroup-rule", "it opens the destination's devices to the container"),
+    "DeviceRequests": ("--gpus", "CRIU cannot checkpoint a device's state"),
+    "VolumeDriver": ("--volume-driver", "its volumes live in a volume plugin, not on the host"),
+    "KernelMemory": ("--kernel-memory", "newer engines no longer accept it"),
+    "KernelMemoryTCP": ("--kernel-memory-tcp", "newer engines no longer accept it"),
+    "Annotations": ("--annotation", "engines before API 1.43 do not keep it"),
+}
 # Networks every engine has under these names (NetworkMode `default` is `bridge`).
 PREDEFINED_NETWORKS = ("bridge", "host", "none", "default")
 # What of a container's endpoint on a user-defined network it asked for (its address and
@@ -120,9 +141,9 @@ def portable_config(inspect):
     """The configuration to create the same container on another engine."""
     config = inspect.get("Config") or {}
     host_config = inspect.get("HostConfig") or {}
+    # The hostname is kept even when the engine chose it (the short id): the restored processes
+    # keep it (CRIU restores the UTS namespace), and the engine writes it into /etc/hosts.
     body = {key: config[key] for key in CONFIG_KEYS if config.get(key) not in (None, "", [], {})}
-    if body.get("Hostname") and (inspect.get("Id") or "")[:DEFAULT_HOSTNAME_LENGTH] == body["Hostname"]:
-        del body["Hostname"]
     body["HostConfig"] = {key: host_config[key] for key in HOST_CONFIG_KEYS
                           if host_config.get(key) not in (None, "", [], {}, 0)}
     if body["HostConfig"].get("Runtime") == MIGRATION_RUNTIME:
@@ -135,6 +156,21 @@ def portable_config(inspect):
             # Started with --network <network id>: the destination's network has another id.
             body["HostConfig"]["NetworkMode"] = next(iter(endpoints))
     return body
+
+
+def uncarried_settings(inspect):
+    """The container's HostConfig settings that portable_config leaves out, each as
+    {setting, flag, why}: a container created from it would run without them."""
+    host_config = inspect.get("HostConfig") or {}
+    found = []
+    for key, value in sorted(host_config.items()):
+        if key in HOST_CONFIG_KEYS or key in ENGINE_HOST_CONFIG_KEYS or value in (None, "", [], {}, 0):
+            continue
+        if key == "VolumeDriver" and value == "local":
+            continue
+        flag, why = UNCARRIED_SETTINGS.get(key, ("", "the migration does not know this setting"))
+        found.append({"setting": key, "flag": flag, "why": why})
+    return found
 
 
 def is_user_network(mode):

@@ -345,3 +345,64 @@ def test_cpuset_and_group_add_are_kept(lab):
         assert read_file(engine(lab["edge2"]), name, "/tmp/n") > before
     finally:
         remove_everywhere(lab, name)
+
+
+def exec_output(api, container, cmd):
+    run = api.exec_create(container, cmd)
+    return api.exec_start(run["Id"]).decode().strip()
+
+
+def test_more_run_options_are_kept_and_the_service_still_resolves_its_own_hostname(lab):
+    """`docker run -P --oom-score-adj 200 --dns-opt ndots:2 --memory-swappiness 10` without --hostname:
+    the restored processes keep the hostname the source's engine chose (CRIU restores it), so the
+    destination's /etc/hosts must name it or getaddrinfo(gethostname()) fails after the move."""
+    name = "moreopts"
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(PYTHON)
+    host_config = source.create_host_config(publish_all_ports=True, oom_score_adj=200, dns_opt=["ndots:2"],
+                                            mem_swappiness=10)
+    container = source.create_container(PYTHON, name=name, entrypoint=["sh", "-c"], command=[COUNTER],
+                                        ports=[7000], host_config=host_config)
+    source.start(container)
+    resolve = ["python3", "-c", "import socket; print(socket.gethostbyname(socket.gethostname()))"]
+    try:
+        time.sleep(1.5)
+        hostname = source.inspect_container(name)["Config"]["Hostname"]
+        assert exec_output(source, name, resolve).count(".") == 3
+        before = read_file(source, name, "/tmp/n")
+        migrate(name)
+        destination = engine(lab["edge2"])
+        moved = destination.inspect_container(name)
+        host = moved["HostConfig"]
+        assert (host["PublishAllPorts"], host["OomScoreAdj"], host["DnsOptions"]) == (True, 200, ["ndots:2"])
+        assert host["MemorySwappiness"] == 10
+        assert moved["NetworkSettings"]["Ports"]["7000/tcp"][0]["HostPort"]
+        assert moved["Config"]["Hostname"] == hostname
+        assert exec_output(destination, name, ["hostname"]) == hostname
+        address = exec_output(destination, name, resolve)
+        assert address == moved["NetworkSettings"]["IPAddress"], address
+        assert read_file(destination, name, "/tmp/n") > before
+    finally:
+        remove_everywhere(lab, name)
+
+
+@pytest.mark.parametrize("case", ["--volumes-from", "--link"])
+def test_settings_that_name_another_container_are_refused_before_the_freeze(lab, case):
+    name, holder = "namesother", "namesother-holder"
+    remove_everywhere(lab, holder)
+    source = engine(lab["edge1"])
+    source.pull(SIMPLE)
+    source.start(source.create_container(SIMPLE, name=holder, command=["sleep", "3600"], volumes=["/shared"],
+                                         host_config=source.create_host_config(binds=None)))
+    options = {"volumes_from": [holder]} if case == "--volumes-from" else {"links": {holder: "db"}}
+    try:
+        start_counter(lab, name, **options)
+        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        assert proc.returncode != 0
+        assert case in proc.stdout and "another container" in proc.stdout and "Nothing was frozen" in proc.stdout, \
+            proc.stdout[-2000:]
+        assert running_on(lab, name) == ["edge1"] and source.inspect_container(name)["RestartCount"] == 0
+    finally:
+        remove_everywhere(lab, name)
+        remove_everywhere(lab, holder)

@@ -1,4 +1,4 @@
-from ansible.module_utils.edge_docker import _split_image, portable_config, summary
+from ansible.module_utils.edge_docker import _split_image, portable_config, summary, uncarried_settings
 from edge_catalog import service_config
 
 INSPECT = {
@@ -28,7 +28,6 @@ def test_portable_config_keeps_what_makes_the_container():
 
 def test_portable_config_drops_host_specific_and_empty_values():
     config = portable_config(INSPECT)
-    assert "Hostname" not in config  # the container id of the source
     assert "Entrypoint" not in config and "WorkingDir" not in config
     assert "Memory" not in config["HostConfig"] and "Binds" not in config["HostConfig"]
 
@@ -58,3 +57,32 @@ def test_catalog_entry_becomes_a_create_body():
 def test_a_hostname_given_with_run_is_kept():
     inspect = dict(INSPECT, Config=dict(INSPECT["Config"], Hostname="camera-7"))
     assert portable_config(inspect)["Hostname"] == "camera-7"
+
+
+def test_the_hostname_the_engine_chose_is_kept_for_the_restored_processes():
+    # CRIU restores the source's hostname in the UTS namespace; /etc/hosts on the destination
+    # must name it, or the service cannot resolve its own hostname after the move.
+    assert portable_config(INSPECT)["Hostname"] == "abc123abc123"
+
+
+def test_everyday_settings_beyond_the_first_set_are_carried():
+    inspect = dict(INSPECT, HostConfig=dict(
+        INSPECT["HostConfig"], OomScoreAdj=-200, PublishAllPorts=True, DnsOptions=["ndots:2"],
+        MemorySwappiness=10, BlkioWeight=300, CpuRealtimeRuntime=950, UsernsMode="host"))
+    host = portable_config(inspect)["HostConfig"]
+    assert (host["OomScoreAdj"], host["PublishAllPorts"], host["DnsOptions"]) == (-200, True, ["ndots:2"])
+    assert (host["MemorySwappiness"], host["BlkioWeight"], host["CpuRealtimeRuntime"]) == (10, 300, 950)
+    assert host["UsernsMode"] == "host"
+    assert uncarried_settings(inspect) == []
+
+
+def test_settings_that_cannot_move_are_named_with_their_flag_and_reason():
+    inspect = dict(INSPECT, HostConfig=dict(
+        INSPECT["HostConfig"], VolumesFrom=["data-holder"], Links=["/db:/web/db"], CgroupParent="",
+        DeviceRequests=None, VolumeDriver="local", ContainerIDFile="/tmp/id", ConsoleSize=[24, 80],
+        MaskedPaths=["/proc/kcore"], KernelMemory=0, SomethingNew={"a": 1}))
+    found = uncarried_settings(inspect)
+    assert [item["setting"] for item in found] == ["Links", "SomethingNew", "VolumesFrom"]
+    assert found[0]["flag"] == "--link" and "another container" in found[0]["why"]
+    assert found[1]["flag"] == "" and "does not know" in found[1]["why"]
+    assert all(key not in portable_config(inspect)["HostConfig"] for key in ("Links", "VolumesFrom", "SomethingNew"))
