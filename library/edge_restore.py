@@ -288,7 +288,7 @@ from ansible.module_utils.edge_docker import (
 from ansible.module_utils.edge_engine_names import MIGRATION_RUNTIME
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_images import check_received, decode, pages_checksums
-from ansible.module_utils.edge_module import DOCKER_ARGS, Phases, docker_api, fail, runner
+from ansible.module_utils.edge_module import DOCKER_ARGS, Phases, docker_api, fail, keep_out_of_results, runner
 from ansible.module_utils.edge_neighbors import announce
 
 
@@ -658,6 +658,7 @@ def main():
         required_by={"patch_delta_dir": "checkpoint_path"},
         required_if=[("state", "trial", ("checkpoint_path", "config"))],
         supports_check_mode=True)
+    keep_out_of_results(module, "config")
     params = module.params
     phases = Phases()
     result = dict(changed=False, phases=phases.durations, phase_spans=phases.spans)

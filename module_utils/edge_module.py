@@ -59,6 +59,24 @@ def runner(module):
     return run
 
 
+def keep_out_of_results(module, *secret_params):
+    """Leave `secret_params` out of the `invocation` every result of `module` carries (exit and
+    fail alike). A background job's status file is its result: left behind (a controller killed
+    before it read it), it must not hold a container's environment."""
+    invocation = {"module_args": {
+        key: ("(left out of results)" if key in secret_params and value is not None else value)
+        for key, value in module.params.items()}}
+
+    def with_invocation(report):
+        def report_with_invocation(*args, **kwargs):
+            kwargs.setdefault("invocation", invocation)
+            report(*args, **kwargs)
+        return report_with_invocation
+
+    module.exit_json = with_invocation(module.exit_json)
+    module.fail_json = with_invocation(module.fail_json)
+
+
 def fail(module, exc, **result):
     """fail_json from one of the module_utils errors, keeping its cmd, rc and stderr."""
     module.fail_json(msg=getattr(exc, "msg", None) or str(exc), cmd=getattr(exc, "cmd", None),

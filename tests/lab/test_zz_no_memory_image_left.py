@@ -1,9 +1,11 @@
 """Runs after every other lab test (pytest takes the files in name order): no memory image
-is left anywhere on the host's file system, containerd's temporary directories included."""
+is left anywhere on the host's file system, containerd's temporary directories included, and
+no background job's status file left on an edge holds a container's configuration."""
 
 import os
 
 import pytest
+from labtools import ASYNC_DIR
 
 pytestmark = pytest.mark.lab
 
@@ -23,3 +25,15 @@ def memory_images_on_the_host():
 
 def test_no_memory_image_left_anywhere_on_the_host(lab):
     assert memory_images_on_the_host() == []
+
+
+def test_no_job_status_file_holds_a_container_configuration(lab):
+    """Status files can stay behind (a controller killed in a test, a prepared migration left to
+    expire); what every test's containers were given (environment, mounts) must not be in them."""
+    holding = []
+    for entry in sorted(os.listdir(ASYNC_DIR)) if os.path.isdir(ASYNC_DIR) else []:
+        with open(os.path.join(ASYNC_DIR, entry), errors="replace") as handle:
+            text = handle.read()
+        if '"HostConfig"' in text or '"Env"' in text:
+            holding.append((entry, text[:300]))
+    assert holding == []

@@ -129,3 +129,23 @@ def test_report_check_mode_does_not_write(run_module, tmp_path):
                                                  "_ansible_check_mode": True})
     assert outcome == "exit" and not result["changed"] and result["summary"]
     assert not (tmp_path / "r").exists()
+
+
+def test_a_restore_result_does_not_repeat_the_container_environment(capsys):
+    """The result is what a background job's status file holds on the destination: with the real
+    exit and fail paths of AnsibleModule (not the test doubles), no value of the configuration."""
+    import json
+
+    from ansible.module_utils.testing import patch_module_args
+    from module_runner import load_module
+
+    secret = "DB_PASSWORD=hunter2-do-not-leak"
+    module = load_module("edge_restore")
+    with patch_module_args({"name": "web", "config": {"Image": "i", "Env": [secret]}, "docker_host": NO_DOCKER}):
+        with pytest.raises(SystemExit):
+            module.main()
+    output = capsys.readouterr().out
+    result = json.loads(output)
+    assert result["failed"] and "cannot reach the Docker Engine" in result["msg"]
+    assert result["invocation"]["module_args"]["name"] == "web"
+    assert "hunter2" not in output and result["invocation"]["module_args"]["config"] == "(left out of results)"
