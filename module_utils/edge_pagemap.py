@@ -15,6 +15,7 @@ uint32 length and either the page as is (length 4096) or its XOR with the old pa
 (a page a program changed in a few places is mostly zeros then)."""
 
 import bisect
+import concurrent.futures
 import ctypes
 import errno
 import mmap
@@ -34,6 +35,7 @@ COPY, NEW, CHANGED = 0, 1, 2
 PE_PARENT = 1 << 0
 PE_PRESENT = 1 << 2
 BLOCK_PAGES = 64
+COMPARE_THREADS = 4
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _LIBC.memcmp.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 _LIBC.memcmp.restype = ctypes.c_int
@@ -145,6 +147,39 @@ class _Pages:
             self.map.close()
 
 
+def _blocks(target_runs, base_index):
+    """The target's pages in blocks of at most BLOCK_PAGES: (vaddr, offset in the target file,
+    pages, offset of the same vaddrs in the base file when they lie there in one piece, else None)."""
+    blocks, offset = [], 0
+    for vaddr, pages in target_runs:
+        for page in range(0, pages, BLOCK_PAGES):
+            count = min(BLOCK_PAGES, pages - page)
+            start = base_index.get(vaddr + page * PAGE)
+            end = base_index.get(vaddr + (page + count - 1) * PAGE)
+            contiguous = start is not None and end == start + (count - 1) * PAGE
+            blocks.append((vaddr + page * PAGE, offset + page * PAGE, count, start if contiguous else None))
+        offset += pages * PAGE
+    return blocks
+
+
+def _compare_blocks(target, base, blocks, workers=None):
+    """For each block, whether it is unchanged in the base. memcmp releases the GIL, so the blocks
+    are compared in slices on a thread per CPU (at most COMPARE_THREADS): the frozen window of a
+    large service waits on this scan of both dumps."""
+    def compare(part):
+        return [start is not None and target.same(offset, base, start, pages * PAGE)
+                for _vaddr, offset, pages, start in part]
+
+    if workers is None:
+        workers = min(os.cpu_count() or 1, COMPARE_THREADS, max(1, len(blocks) // 64))
+    if workers == 1 or len(blocks) < 2:
+        return compare(blocks)
+    step = -(-len(blocks) // workers)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        parts = pool.map(compare, [blocks[at:at + step] for at in range(0, len(blocks), step)])
+        return [unchanged for part in parts for unchanged in part]
+
+
 def encode(base_pagemap, base_pages, target_pagemap, target_pages, out_path):
     """Write the page delta turning base_pages into target_pages; returns its statistics."""
     _id, base_runs = read_pagemap(base_pagemap)
@@ -166,32 +201,23 @@ def encode(base_pagemap, base_pages, target_pagemap, target_pages, out_path):
                 runs.append([kind, pages, base_offset])
 
         data = []
-        offset = 0
-        for vaddr, pages in target_runs:
-            page = 0
-            while page < pages:
-                # Whole blocks that are unchanged and contiguous in the base are compared at once.
-                block = min(BLOCK_PAGES, pages - page)
-                start = base_index.get(vaddr + page * PAGE)
-                end = base_index.get(vaddr + (page + block - 1) * PAGE)
-                if (start is not None and end == start + (block - 1) * PAGE
-                        and target.same(offset, base, start, block * PAGE)):
-                    add(COPY, start, block)
-                    page += block
-                    offset += block * PAGE
-                    continue
-                for _page in range(block):
-                    at = base_index.get(vaddr + page * PAGE)
-                    if at is None:
-                        add(NEW, 0)
-                        data.append(target.map[offset:offset + PAGE])
-                    elif target.same(offset, base, at, PAGE):
-                        add(COPY, at)
-                    else:
-                        add(CHANGED, at)
-                        data.append(_changed_page(target.map[offset:offset + PAGE], base.map[at:at + PAGE]))
-                    page += 1
-                    offset += PAGE
+        blocks = _blocks(target_runs, base_index)
+        unchanged = _compare_blocks(target, base, blocks)
+        for index, (vaddr, offset, pages, start) in enumerate(blocks):
+            if unchanged[index]:
+                add(COPY, start, pages)
+                continue
+            for page in range(pages):
+                at = base_index.get(vaddr + page * PAGE)
+                here = offset + page * PAGE
+                if at is None:
+                    add(NEW, 0)
+                    data.append(target.map[here:here + PAGE])
+                elif target.same(here, base, at, PAGE):
+                    add(COPY, at)
+                else:
+                    add(CHANGED, at)
+                    data.append(_changed_page(target.map[here:here + PAGE], base.map[at:at + PAGE]))
         with open(out_path, "wb") as out:
             out.write(MAGIC + struct.pack("<I", len(runs)))
             out.write(b"".join(RUN.pack(kind, pages, base_offset) for kind, pages, base_offset in runs))

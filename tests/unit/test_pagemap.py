@@ -142,3 +142,21 @@ def test_a_page_is_found_in_the_base_by_its_run_whatever_the_runs_order():
     assert [offsets.get(0x4000), offsets.get(0x4000 + 2 * page)] == [2 * page, 4 * page]
     assert [offsets.get(0x0), offsets.get(0x4000 + 3 * page), offsets.get(0x8000), offsets.get(0x10000 + 2 * page)] == [
         None, None, None, None]
+
+
+def test_blocks_compared_on_several_threads_give_the_one_thread_answers(dumps):
+    _id, base_runs = edge_pagemap.read_pagemap(str(dumps / "base/pagemap-1.img"))
+    _id, target_runs = edge_pagemap.read_pagemap(str(dumps / "final/pagemap-1.img"))
+    blocks = edge_pagemap._blocks(target_runs, edge_pagemap._Offsets(base_runs))
+    base = edge_pagemap._Pages(str(dumps / "base/pages-1.img"))
+    target = edge_pagemap._Pages(str(dumps / "final/pages-2.img"))
+    try:
+        one = edge_pagemap._compare_blocks(target, base, blocks, workers=1)
+        assert edge_pagemap._compare_blocks(target, base, blocks, workers=3) == one
+    finally:
+        base.close()
+        target.close()
+    # Heap blocks: two unchanged, one with page 130, one that runs past the base's heap; then a new
+    # page, the run at a new address, and the unchanged stack.
+    assert one == [True, True, False, False, False, False, True]
+    assert [pages for _vaddr, _offset, pages, _start in blocks] == [64, 64, 64, 10, 1, 5, 3]
