@@ -19,7 +19,7 @@ HOST_CONFIG_KEYS = frozenset((
     "PortBindings", "Binds", "Mounts", "RestartPolicy", "NetworkMode", "Memory", "MemorySwap", "NanoCpus",
     "CpuShares", "CapAdd", "CapDrop", "Privileged", "SecurityOpt", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs",
     "ShmSize", "Sysctls", "Ulimits", "LogConfig", "Init", "IpcMode", "PidMode", "ReadonlyRootfs", "Runtime",
-    "AutoRemove", "PidsLimit", "CpuQuota", "CpuPeriod", "CpusetCpus", "CpusetMems", "MemoryReservation",
+    "PidsLimit", "CpuQuota", "CpuPeriod", "CpusetCpus", "CpusetMems", "MemoryReservation",
     "OomKillDisable", "GroupAdd", "Devices", "UTSMode", "Isolation", "CgroupnsMode", "OomScoreAdj", "PublishAllPorts",
     "DnsOptions", "MemorySwappiness", "BlkioWeight", "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps",
     "BlkioDeviceReadIOps", "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "UsernsMode"))

@@ -66,7 +66,7 @@ HOST_CONFIG_KEYS = ("PortBindings", "Binds", "Mounts", "RestartPolicy", "Network
                     "Memory", "MemorySwap", "NanoCpus", "CpuShares", "CapAdd", "CapDrop",
                     "Privileged", "SecurityOpt", "ExtraHosts", "Dns", "DnsSearch", "Tmpfs",
                     "ShmSize", "Sysctls", "Ulimits", "LogConfig", "Init", "IpcMode",
-                    "PidMode", "ReadonlyRootfs", "Runtime", "AutoRemove", "PidsLimit", "CpuQuota",
+                    "PidMode", "ReadonlyRootfs", "Runtime", "PidsLimit", "CpuQuota",
                     "CpuPeriod", "CpusetCpus", "CpusetMems", "MemoryReservation", "OomKillDisable",
                     "GroupAdd", "Devices", "UTSMode", "Isolation", "CgroupnsMode", "OomScoreAdj",
                     "PublishAllPorts", "DnsOptions", "MemorySwappiness", "BlkioWeight", "BlkioWeightDevice",
@@ -78,9 +78,11 @@ HOST_CONFIG_KEYS = ("PortBindings", "Binds", "Mounts", "RestartPolicy", "Network
 # settings of Windows engines.
 ENGINE_HOST_CONFIG_KEYS = ("ContainerIDFile", "ConsoleSize", "MaskedPaths", "ReadonlyPaths", "CpuCount",
                            "CpuPercent", "IOMaximumIOps", "IOMaximumBandwidth")
-# HostConfig settings a container created on the destination cannot be given, and why: a
-# container that has one is refused before anything is frozen rather than moved without it.
+# HostConfig settings a migration cannot carry, and why: a container that has one is refused
+# before anything is frozen rather than moved without it.
 UNCARRIED_SETTINGS = {
+    "AutoRemove": ("--rm", "the engine would delete the container and its files the moment the final checkpoint "
+                   "stops it, leaving no way back; start it with --restart no instead"),
     "VolumesFrom": ("--volumes-from", "it names another container, which does not move with it"),
     "Links": ("--link", "it names another container, which does not move with it; use a user-defined network"),
     "Cgroup": ("", "it names another container's cgroup"),

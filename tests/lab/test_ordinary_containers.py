@@ -406,3 +406,19 @@ def test_settings_that_name_another_container_are_refused_before_the_freeze(lab,
     finally:
         remove_everywhere(lab, name)
         remove_everywhere(lab, holder)
+
+
+def test_a_container_started_with_rm_is_refused_before_the_freeze(lab):
+    """`docker run --rm`: the engine deletes the container and its writable layer the moment the
+    final checkpoint stops it, so the last changes of its files and the way back would be gone."""
+    name = "autoremoved"
+    start_counter(lab, name, auto_remove=True)
+    try:
+        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        assert proc.returncode != 0
+        assert "--rm (the engine would delete the container" in proc.stdout and "Nothing was frozen" in proc.stdout, \
+            proc.stdout[-2000:]
+        assert running_on(lab, name) == ["edge1"]
+        assert engine(lab["edge1"]).inspect_container(name)["State"]["Paused"] is False
+    finally:
+        remove_everywhere(lab, name)

@@ -80,9 +80,12 @@ def test_settings_that_cannot_move_are_named_with_their_flag_and_reason():
     inspect = dict(INSPECT, HostConfig=dict(
         INSPECT["HostConfig"], VolumesFrom=["data-holder"], Links=["/db:/web/db"], CgroupParent="",
         DeviceRequests=None, VolumeDriver="local", ContainerIDFile="/tmp/id", ConsoleSize=[24, 80],
-        MaskedPaths=["/proc/kcore"], KernelMemory=0, SomethingNew={"a": 1}))
+        MaskedPaths=["/proc/kcore"], KernelMemory=0, SomethingNew={"a": 1}, AutoRemove=True))
     found = uncarried_settings(inspect)
-    assert [item["setting"] for item in found] == ["Links", "SomethingNew", "VolumesFrom"]
-    assert found[0]["flag"] == "--link" and "another container" in found[0]["why"]
-    assert found[1]["flag"] == "" and "does not know" in found[1]["why"]
-    assert all(key not in portable_config(inspect)["HostConfig"] for key in ("Links", "VolumesFrom", "SomethingNew"))
+    assert [item["setting"] for item in found] == ["AutoRemove", "Links", "SomethingNew", "VolumesFrom"]
+    assert found[0]["flag"] == "--rm" and "no way back" in found[0]["why"]
+    assert found[1]["flag"] == "--link" and "another container" in found[1]["why"]
+    assert found[2]["flag"] == "" and "does not know" in found[2]["why"]
+    assert all(key not in portable_config(inspect)["HostConfig"]
+               for key in ("AutoRemove", "Links", "VolumesFrom", "SomethingNew"))
+    assert uncarried_settings(dict(INSPECT, HostConfig=dict(INSPECT["HostConfig"], AutoRemove=False))) == []
