@@ -422,3 +422,17 @@ def test_a_container_started_with_rm_is_refused_before_the_freeze(lab):
         assert engine(lab["edge1"]).inspect_container(name)["State"]["Paused"] is False
     finally:
         remove_everywhere(lab, name)
+
+
+def test_a_paused_container_is_refused_and_stays_paused(lab):
+    name = "pausedsvc"
+    source = start_counter(lab, name)
+    try:
+        source.pause(name)
+        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        assert proc.returncode != 0
+        assert "is paused (docker pause) on edge1" in proc.stdout and "Nothing was frozen" in proc.stdout, \
+            proc.stdout[-2000:]
+        assert running_on(lab, name) == ["edge1"] and source.inspect_container(name)["State"]["Paused"] is True
+    finally:
+        remove_everywhere(lab, name)
