@@ -52,6 +52,8 @@ def test_results_print_as_yaml_with_verbose(tmp_path):
 
 PROGRESS_PLAYBOOK = """- hosts: localhost
   gather_facts: false
+  vars:
+    ansible_async_dir: %s
   tasks:
     - name: Something long in the background
       ansible.builtin.command: sleep 8
@@ -76,7 +78,7 @@ def test_a_transfer_in_the_background_shows_its_progress_until_it_ends(tmp_path)
     progress = tmp_path / "warmup.progress"
     progress.write_text('{"bytes": 33554432, "total_bytes": 268435456, "percent": 12, "rate": "2.34MB/s", '
                         '"time_left": "0:01:20", "done": false, "pid": 1}')
-    (tmp_path / "progress.yml").write_text(PROGRESS_PLAYBOOK % progress)
+    (tmp_path / "progress.yml").write_text(PROGRESS_PLAYBOOK % (tmp_path / "async", progress))
     proc = subprocess.run([os.path.join(ROOT, ".venv", "bin", "ansible-playbook"), str(tmp_path / "progress.yml")],
                           capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg")))
