@@ -33,7 +33,9 @@ description:
     the rest in the background). The module returns only once the daemon has handed every
     page over; when the daemon failed, the service (whose missing pages would read as zeros)
     is stopped and restored again from the same images without it. The images are removed
-    only after that.
+    only after that. A checkpoint whose inaccessible reservations the lazy restore would have
+    to map writable beyond what this host's kernel allows (MariaDB reserves 8 TiB) is restored
+    in one go from the start.
   - With I(wait_for_file) (run in the background before the freeze) it first waits until
     the source says everything has arrived (M(edge_freeze) I(done_marker)), then restores
     at once, so the frozen window does not wait for the controller to start this step.
@@ -243,10 +245,11 @@ lazy_pages:
   description:
     - How the lazy restore went. C(handed_over_s) is the time from the service running (and its
       neighbor entries set) to the daemon's end (every page in place); C(retried) says why the
-      service was restored again without the daemon; C(skipped) that this host's runtime
-      started no daemon (CRIU restored every page itself).
+      service was restored again without the daemon; C(skipped) why CRIU restored every page
+      itself (this host's runtime starts no daemon, or the checkpoint reserves more memory than
+      this host's kernel lets a lazy restore map).
   type: dict
-  returned: when the restore was lazy
+  returned: when I(lazy_pages) was asked for and the restore came from a checkpoint
   sample: {handed_over_s: 0.61, rc: 0}
 criu_restore:
   description: CRIU's own restore statistics (times in seconds, page counts); empty with the C(docker) method.
@@ -263,6 +266,7 @@ import time
 
 from ansible.module_utils import edge_claim as claim
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.edge_criu_mm import lazy_restore_obstacle
 from ansible.module_utils.edge_criu_options import criu_errors, restore_options
 from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_docker import (
@@ -395,8 +399,13 @@ def start(module, api, phases, result):
     if checkpoint_path:
         # What CRIU reads came from another host (or was rebuilt from what did).
         check_received(checkpoint_path)
+    lazy = params["lazy_pages"]
+    obstacle = lazy_restore_obstacle(checkpoint_path) if lazy and checkpoint_path else None
+    if obstacle:
+        result["lazy_pages"] = dict(skipped=obstacle)
+        lazy = False
     try:
-        restore_into(api, runner(module), inspect, checkpoint_path, params, phases, result, lazy=params["lazy_pages"])
+        restore_into(api, runner(module), inspect, checkpoint_path, params, phases, result, lazy=lazy)
     except DockerError as exc:
         if "lazy-pages" in result.get("criu_options", []):
             # A host without userfaultfd (or a CRIU without lazy pages): restore in one go.
@@ -407,7 +416,7 @@ def start(module, api, phases, result):
             # The container's runtime restores without the options CRIU needs here (an --init
             # container, file locks): restore into a copy of it on the edge-migrate runtime.
             result["replaced"] = "%s (restore in place failed: %s)" % (inspect["Id"][:12], exc.msg)
-            inspect = restore_in_replacement(module, api, inspect, checkpoint_path, phases, result)
+            inspect = restore_in_replacement(module, api, inspect, checkpoint_path, phases, result, lazy)
         else:
             raise
     if "lazy-pages" in result.get("criu_options", []):
@@ -538,7 +547,7 @@ def replaceable(module, api, inspect, checkpoint_path, created):
                 and MIGRATION_RUNTIME in engine_info(api)["runtimes"])
 
 
-def restore_in_replacement(module, api, old, checkpoint_path, phases, result):
+def restore_in_replacement(module, api, old, checkpoint_path, phases, result, lazy):
     """Set the container aside under another name, create its copy (same configuration and
     layer, the edge-migrate runtime) under its name, restore into it and remove the old one;
     on failure the old container gets its name back."""
@@ -556,8 +565,7 @@ def restore_in_replacement(module, api, old, checkpoint_path, phases, result):
         create(api, name, config)
         new = inspect_container(api, name)
         copy_layer(runner(module), old, new)
-        restore_into(api, runner(module), new, checkpoint_path, module.params, phases, result,
-                     lazy=module.params["lazy_pages"])
+        restore_into(api, runner(module), new, checkpoint_path, module.params, phases, result, lazy=lazy)
     except (EdgeError, OSError):
         remove(api, name)
         rename(api, old["Id"], name)

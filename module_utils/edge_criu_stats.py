@@ -1,4 +1,5 @@
-"""CRIU images: a protobuf reader (protobuf_fields, also used for pagemaps, edge_pagemap), and
+"""CRIU images: a protobuf reader (also used for pagemaps, edge_pagemap, and memory layouts,
+edge_criu_mm), and
 CRIU's own timings from the `stats-dump` / `stats-restore` images (protobuf StatsEntry:
 dump = 1 {freezing_time = 1, frozen_time = 2, memdump_time = 3, memwrite_time = 4, ...},
 restore = 2 {pages_compared = 1, pages_skipped_cow = 2, forking_time = 3, restore_time = 4,
@@ -24,24 +25,31 @@ def _varint(data, pos):
         shift += 7
 
 
-def protobuf_fields(data):
-    """{field number: value} of a protobuf message (varints and length-delimited bytes)."""
-    fields, pos = {}, 0
+def protobuf_items(data):
+    """[(field number, value)] of a protobuf message (varints and length-delimited bytes), in
+    order: a repeated field appears once per value."""
+    items, pos = [], 0
     while pos < len(data):
         key, pos = _varint(data, pos)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            fields[number], pos = _varint(data, pos)
+            value, pos = _varint(data, pos)
         elif wire == 2:
             length, pos = _varint(data, pos)
-            fields[number], pos = data[pos:pos + length], pos + length
+            value, pos = data[pos:pos + length], pos + length
         elif wire == 5:
-            fields[number], pos = struct.unpack_from("<I", data, pos)[0], pos + 4
+            value, pos = struct.unpack_from("<I", data, pos)[0], pos + 4
         elif wire == 1:
-            fields[number], pos = struct.unpack_from("<Q", data, pos)[0], pos + 8
+            value, pos = struct.unpack_from("<Q", data, pos)[0], pos + 8
         else:
             raise ValueError("unsupported protobuf wire type %d" % wire)
-    return fields
+        items.append((number, value))
+    return items
+
+
+def protobuf_fields(data):
+    """{field number: value} of a protobuf message (the last value of a repeated field)."""
+    return dict(protobuf_items(data))
 
 
 def parse(data):
