@@ -214,8 +214,9 @@ storage:
 dump_access:
   description:
     - What decides whether CRIU can dump the running container here, process_uids (the real
-      uids of its processes, as the host numbers them) and cap_sys_resource (whether root
-      here has CAP_SYS_RESOURCE; without it CRIU cannot dump a process of another uid).
+      uids of its processes, as the host numbers them), cap_sys_resource (whether root
+      here has CAP_SYS_RESOURCE; without it CRIU cannot dump a process of another uid) and
+      io_uring (its processes that hold an io_uring instance, which CRIU cannot dump).
   type: dict
   returned: when the container runs
   contains:
@@ -226,7 +227,11 @@ dump_access:
     cap_sys_resource:
       description: Whether root here has CAP_SYS_RESOURCE.
       type: bool
-  sample: {process_uids: [0], cap_sys_resource: true}
+    io_uring:
+      description: The container's processes that hold an io_uring instance, as C(pid (command)).
+      type: list
+      elements: str
+  sample: {process_uids: [0], cap_sys_resource: true, io_uring: ['2187 (mariadbd)']}
 leftovers:
   description:
     - Directories of earlier migrations of this container under I(workdir), each with
@@ -246,7 +251,7 @@ import concurrent.futures
 import os
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_criu_options import has_cap_sys_resource, process_uids
+from ansible.module_utils.edge_criu_options import has_cap_sys_resource, io_uring_holders, process_tree, process_uids
 from ansible.module_utils.edge_docker import (
     DockerError,
     engine_info,
@@ -353,7 +358,10 @@ def main():
             result["networks"] = describe_networks(api, inspect)
             if result["running"]:
                 result["memory_bytes"] = memory_usage(api, inspect["Id"])
-                result["dump_access"] = {"process_uids": process_uids(inspect["State"].get("Pid")),
+                pid = inspect["State"].get("Pid")
+                members = process_tree(pid) if pid else set()
+                result["dump_access"] = {"process_uids": process_uids(pid, members=members),
+                                         "io_uring": io_uring_holders(pid, members=members),
                                          "cap_sys_resource": has_cap_sys_resource()}
         result["storage"] = engine_storage(api)
         if inspect is not None:

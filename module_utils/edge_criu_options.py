@@ -128,10 +128,11 @@ def has_cap_sys_resource(proc="/proc"):
     return False
 
 
-def process_uids(pid, proc="/proc"):
-    """The real uids of the processes under pid (as the host numbers them)."""
+def process_uids(pid, proc="/proc", members=None):
+    """The real uids of the processes under pid (as the host numbers them); members: that
+    tree, when the caller has it already."""
     uids = set()
-    for member in process_tree(pid, proc) if pid else ():
+    for member in (members if members is not None else process_tree(pid, proc) if pid else ()):
         try:
             with open(os.path.join(proc, str(member), "status")) as handle:
                 for line in handle:
@@ -141,3 +142,36 @@ def process_uids(pid, proc="/proc"):
         except (OSError, ValueError, IndexError):
             continue
     return sorted(uids)
+
+
+IO_URING = "anon_inode:[io_uring]"
+
+
+def io_uring_holders(pid, proc="/proc", members=None):
+    """The processes under pid ("pid (command)") that hold an io_uring instance: CRIU cannot
+    dump one (its dump stops with "Unknown shit 600 (anon_inode:[io_uring])")."""
+    holders = []
+    for member in sorted(members if members is not None else process_tree(pid, proc) if pid else ()):
+        fd_dir = os.path.join(proc, str(member), "fd")
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue
+        if any(_link(os.path.join(fd_dir, fd)) == IO_URING for fd in fds):
+            holders.append("%d (%s)" % (member, _command(proc, member)))
+    return holders
+
+
+def _link(path):
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
+
+
+def _command(proc, pid):
+    try:
+        with open(os.path.join(proc, str(pid), "comm")) as handle:
+            return handle.read().strip()
+    except OSError:
+        return "?"

@@ -261,13 +261,8 @@ def test_a_docker_compose_service_keeps_its_labels_and_its_project_network(lab, 
                            env=dict(os.environ, DOCKER_HOST=host["docker_host"]))
 
 
-WATCHER = r"""
-import ctypes, os, time
-libc = ctypes.CDLL(None, use_errno=True)
-fd = libc.inotify_init()
-kept = open("/tmp/watched", "w")  # the inode outlives its name: the watch stays
-assert libc.inotify_add_watch(fd, b"/tmp/watched", 0x2) >= 0  # IN_MODIFY
-os.unlink("/tmp/watched")
+# A Python counter in /tmp/n, after a setup of its own (a thing CRIU cannot dump).
+COUNTING = """
 i = 0
 while True:
     i += 1
@@ -275,29 +270,71 @@ while True:
         out.write(str(i))
     time.sleep(0.1)
 """
+WATCHER = r"""
+import ctypes, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init()
+kept = open("/tmp/watched", "w")  # the inode outlives its name: the watch stays
+assert libc.inotify_add_watch(fd, b"/tmp/watched", 0x2) >= 0  # IN_MODIFY
+os.unlink("/tmp/watched")
+""" + COUNTING
+URING = r"""
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+params = ctypes.create_string_buffer(120)  # struct io_uring_params, zeroed
+ring = libc.syscall(425, 8, params)  # io_uring_setup(8 entries), as MariaDB's InnoDB does
+assert ring >= 0, ctypes.get_errno()
+""" + COUNTING
+
+
+def start_python(lab, name, script):
+    """`script` run by python3 as container `name` on edge1, started 1.5 s ago; the source engine."""
+    remove_everywhere(lab, name)
+    source = engine(lab["edge1"])
+    source.pull(PYTHON)
+    source.start(source.create_container(PYTHON, name=name, entrypoint=["python3", "-c"], command=[script]))
+    time.sleep(1.5)
+    return source
+
+
+def assert_still_counting_on_the_source(lab, source, name):
+    assert running_on(lab, name) == ["edge1"] and source.inspect_container(name)["RestartCount"] == 0
+    before = read_file(source, name, "/tmp/n")
+    time.sleep(0.5)
+    assert read_file(source, name, "/tmp/n") > before
 
 
 def test_an_inotify_watch_on_a_deleted_file_is_refused_before_the_freeze(lab):
     # CRIU cannot dump a watch whose file has no name any more ("fsnotify: Can't dump that
     # handle"): the warm-up checkpoint fails, nothing is frozen, CRIU's reason is reported.
     name = "watcher"
-    remove_everywhere(lab, name)
-    source = engine(lab["edge1"])
-    source.pull(PYTHON)
-    source.start(source.create_container(PYTHON, name=name, entrypoint=["python3", "-c"], command=[WATCHER]))
+    source = start_python(lab, name, WATCHER)
     try:
-        time.sleep(1.5)
         proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
         assert proc.returncode != 0
         report = latest_report(name)
         assert report["outcome"] == "failed" and report["downtime_s"] is None
         assert "Warm-up |" in report["cause"] and "CRIU: " in report["cause"] and "fsnotify" in report["cause"]
-        assert running_on(lab, name) == ["edge1"] and source.inspect_container(name)["RestartCount"] == 0
-        before = read_file(source, name, "/tmp/n")
-        time.sleep(0.5)
-        assert read_file(source, name, "/tmp/n") > before
+        assert_still_counting_on_the_source(lab, source, name)
     finally:
         remove_everywhere(lab, name)
+
+
+def test_a_process_holding_an_io_uring_is_refused_in_preflight(lab):
+    # CRIU cannot dump an io_uring instance: refused before anything is made on the
+    # destination or frozen, with the holder named and what to do about it.
+    name = "uring"
+    source = start_python(lab, name, URING)
+    try:
+        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        assert proc.returncode != 0
+        assert "uses io_uring (" in proc.stdout and "(python3)" in proc.stdout, proc.stdout[-3000:]
+        assert "--innodb-use-native-aio=0" in proc.stdout and "Warm-up |" not in proc.stdout
+        assert "Preflight |" in proc.stdout
+        assert_still_counting_on_the_source(lab, source, name)
+    finally:
+        remove_everywhere(lab, name)
+
 
 @pytest.mark.parametrize("network", ["host", "none"])
 def test_host_and_no_network_are_kept(lab, network):

@@ -7,6 +7,7 @@ from ansible.module_utils.edge_criu_options import (
     RESTORE_CONF,
     criu_errors,
     has_cap_sys_resource,
+    io_uring_holders,
     lock_holders,
     process_tree,
     process_uids,
@@ -90,6 +91,22 @@ def test_process_uids_and_the_capability_are_read_from_proc(tmp_path):
     assert has_cap_sys_resource(proc=str(tmp_path)) is False
     (tmp_path / "self" / "status").write_text("CapEff:\t000001ffffffffff\n")
     assert has_cap_sys_resource(proc=str(tmp_path)) is True
+
+
+def test_io_uring_holders_are_found_by_their_file_descriptors(tmp_path):
+    for pid, ppid, comm, links in ((10, 1, "sh", ["/dev/null", "pipe:[12]"]),
+                                   (11, 10, "mariadbd", ["socket:[7]", "anon_inode:[io_uring]"]),
+                                   (12, 10, "gone", None),
+                                   (20, 1, "other", ["anon_inode:[io_uring]"])):
+        (tmp_path / str(pid)).mkdir()
+        (tmp_path / str(pid) / "stat").write_text("%d (%s) S %d 0 0\n" % (pid, comm, ppid))
+        (tmp_path / str(pid) / "comm").write_text(comm + "\n")
+        if links is not None:
+            (tmp_path / str(pid) / "fd").mkdir()
+            for fd, target in enumerate(links):
+                os.symlink(target, tmp_path / str(pid) / "fd" / str(fd))
+    assert io_uring_holders(10, proc=str(tmp_path)) == ["11 (mariadbd)"]
+    assert io_uring_holders(10, proc=str(tmp_path), members={10, 12}) == []
 
 
 def test_one_call_removes_containerd_copies_and_the_migration_directory(tmp_path, run_module):
