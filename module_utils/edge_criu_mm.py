@@ -110,5 +110,5 @@ def lazy_restore_obstacle(directory, meminfo="/proc/meminfo", overcommit="/proc/
                 return ("%s, %s in all; a lazy restore maps them writable, beyond the %s this kernel still commits "
                         "(vm.overcommit_memory=2): restored in one go" % (what, _size(total), _size(max(room, 0))))
         return None
-    except (OSError, ValueError, KeyError, IndexError, struct.error):
+    except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error):
         return None

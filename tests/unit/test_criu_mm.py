@@ -77,8 +77,12 @@ def test_strict_overcommit_adds_up_every_process_against_what_is_left_to_commit(
     assert lazy_restore_obstacle(images, **host(tmp_path, mode=2, commit_limit=4 * GIB)) is None
 
 
+ODD_VMA = field(14, field(1, b"not a number") + field(2, 8 * TIB) + field(7, REGULAR_ANON_PRIVATE))
+
+
 @pytest.mark.parametrize("content", [b"", b"\x19\x43\x56\x54\x20\x28\x49\x57", struct.pack("<III", 1, 2, 999) + b"x",
-                                     struct.pack("<III", 1, 2, 3) + b"\xff\xff\xff"])
+                                     struct.pack("<III", 1, 2, 3) + b"\xff\xff\xff",
+                                     struct.pack("<III", 1, 2, len(ODD_VMA)) + ODD_VMA])
 def test_an_unreadable_layout_is_no_obstacle(tmp_path, content):
     # CRIU reads the images itself; a lazy restore that fails is still restored again in one go.
     images = tmp_path / "final"
