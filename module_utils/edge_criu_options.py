@@ -128,11 +128,18 @@ def has_cap_sys_resource(proc="/proc"):
     return False
 
 
+def _members(pid, proc, members):
+    """members (the tree under pid a caller already walked), else that tree."""
+    if members is not None:
+        return members
+    return process_tree(pid, proc) if pid else ()
+
+
 def process_uids(pid, proc="/proc", members=None):
     """The real uids of the processes under pid (as the host numbers them); members: that
     tree, when the caller has it already."""
     uids = set()
-    for member in (members if members is not None else process_tree(pid, proc) if pid else ()):
+    for member in _members(pid, proc, members):
         try:
             with open(os.path.join(proc, str(member), "status")) as handle:
                 for line in handle:
@@ -151,7 +158,7 @@ def io_uring_holders(pid, proc="/proc", members=None):
     """The processes under pid ("pid (command)") that hold an io_uring instance: CRIU cannot
     dump one (its dump stops with "Unknown shit 600 (anon_inode:[io_uring])")."""
     holders = []
-    for member in sorted(members if members is not None else process_tree(pid, proc) if pid else ()):
+    for member in sorted(_members(pid, proc, members)):
         fd_dir = os.path.join(proc, str(member), "fd")
         try:
             fds = os.listdir(fd_dir)

@@ -30,13 +30,14 @@ def migrate(name, destination="edge2", *extra):
     return playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % destination, *extra)
 
 
-def start_counter(lab, name, user=None, **host_config):
+def start_counter(lab, name, user=None, image=SIMPLE, entrypoint=("sh", "-c"), script=COUNTER, **host_config):
     """A busybox counter started by hand on edge1 as `docker run [options] sh -c COUNTER`
-    would (no earlier container of that name anywhere); the source engine."""
+    would (no earlier container of that name anywhere), or another image's counter script;
+    the source engine."""
     remove_everywhere(lab, name)
     source = engine(lab["edge1"])
-    source.pull(SIMPLE)
-    source.start(source.create_container(SIMPLE, name=name, user=user, entrypoint=["sh", "-c"], command=[COUNTER],
+    source.pull(image)
+    source.start(source.create_container(image, name=name, user=user, entrypoint=list(entrypoint), command=[script],
                                          host_config=source.create_host_config(**host_config)))
     return source
 
@@ -289,10 +290,7 @@ assert ring >= 0, ctypes.get_errno()
 
 def start_python(lab, name, script):
     """`script` run by python3 as container `name` on edge1, started 1.5 s ago; the source engine."""
-    remove_everywhere(lab, name)
-    source = engine(lab["edge1"])
-    source.pull(PYTHON)
-    source.start(source.create_container(PYTHON, name=name, entrypoint=["python3", "-c"], command=[script]))
+    source = start_counter(lab, name, image=PYTHON, entrypoint=("python3", "-c"), script=script)
     time.sleep(1.5)
     return source
 
