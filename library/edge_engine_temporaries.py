@@ -97,11 +97,18 @@ def main():
         if params["remove_images_under"] and os.path.lexists(images_under):
             found.append(images_under)
         size = sum(tree_size(path) for path in found)
-        if not module.check_mode:
-            for path in found:
-                remove_tree(path)
     except OSError as exc:
-        module.fail_json(msg="cannot remove the memory images: %s" % exc, cmd=None, rc=None, stderr=str(exc))
+        module.fail_json(msg="cannot list the memory images: %s" % exc, cmd=None, rc=None, stderr=str(exc))
+    # One path that cannot be removed does not keep the others, the migration's own last, in place.
+    errors = []
+    for path in [] if module.check_mode else found:
+        try:
+            remove_tree(path)
+        except OSError as exc:
+            errors.append("%s: %s" % (path, exc))
+    if errors:
+        module.fail_json(msg="cannot remove the memory images: %s" % "; ".join(errors), cmd=None, rc=None,
+                         stderr="\n".join(errors), removed=found, bytes=size)
     absent = bool(params["remove_images_under"])
     module.exit_json(changed=bool(found), removed=found, bytes=size, images_under_absent=absent)
 

@@ -78,6 +78,10 @@ def stale_checkpoint_copies(tmp_dirs, images_under=None, older_than=60.0, now=No
             target = _marker_target(path)
             ours = bool(images_under and target and _under(target, images_under))
             used = any(_under(used_path, path) for used_path in in_use)
-            if ours or (not used and now - os.lstat(path).st_mtime >= older_than):
+            try:
+                unchanged_for = now - os.lstat(path).st_mtime
+            except FileNotFoundError:  # removed meanwhile by another migration's cleanup
+                continue
+            if ours or (not used and unchanged_for >= older_than):
                 found.append(path)
     return sorted(found)

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 
 from ansible.module_utils import edge_pagemap
 from ansible.module_utils.edge_errors import EdgeError
@@ -39,7 +40,14 @@ def list_files(directory):
 
 
 def tree_size(directory):
-    return sum(os.path.getsize(os.path.join(directory, f)) for f in list_files(directory))
+    """Bytes in the regular files under directory; a file removed meanwhile counts nothing."""
+    total = 0
+    for name in list_files(directory):
+        try:
+            total += os.path.getsize(os.path.join(directory, name))
+        except FileNotFoundError:
+            pass
+    return total
 
 
 def sha256_file(path):
@@ -304,9 +312,20 @@ def _copy(src, dest):
         shutil.copyfileobj(reader, writer, HASH_CHUNK)
 
 
+def _raise_unless_gone(_function, _path, error):
+    error = error[1] if isinstance(error, tuple) else error
+    if not isinstance(error, FileNotFoundError):
+        raise error
+
+
 def remove_tree(path):
-    """Remove a directory tree; True when something was removed."""
-    if os.path.lexists(path):
-        shutil.rmtree(path, ignore_errors=False)
-        return True
-    return False
+    """Remove a directory tree; True when something was removed. What another process removes
+    meanwhile is no error (two migrations' cleanups on one host can both remove a stale copy
+    in containerd's temporary directory)."""
+    if not os.path.lexists(path):
+        return False
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(path, onexc=_raise_unless_gone)  # pylint: disable=unexpected-keyword-arg
+    else:
+        shutil.rmtree(path, onerror=_raise_unless_gone)  # pylint: disable=deprecated-argument
+    return True

@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from ansible.module_utils import edge_images
 from ansible.module_utils.edge_criu_options import (
     RESTORE_CONF,
     criu_errors,
@@ -132,3 +133,45 @@ def test_one_call_removes_containerd_copies_and_the_migration_directory(tmp_path
     assert not again["changed"] and again["removed"] == [] and again["images_under_absent"] is True
     status, refused = run_module("edge_engine_temporaries", {"remove_images_under": True})
     assert status == "fail" and "images_under" in refused["msg"]
+
+
+
+def test_copies_another_cleanup_removes_meanwhile_do_not_keep_the_migrations_images(tmp_path, run_module,
+                                                                                    monkeypatch):
+    work = tmp_path / "svc-2"
+    tmp = tmp_path / "tmp"
+
+    def migration_and_copy(name):
+        (work / "final").mkdir(parents=True)
+        (work / "final" / "pages-1.img").write_bytes(b"p" * 4096)
+        (tmp / name).mkdir(parents=True)
+        (tmp / name / "pages-1.img").write_bytes(b"q" * 4096)
+        (tmp / name / "edge-migrate-images").write_text(str(work / "final"))
+
+    args = {"images_under": str(work), "tmp_dirs": [str(tmp)], "older_than": 2, "remove_images_under": True}
+    real_unlink = os.unlink
+
+    def unlinked_by_another_cleanup_first(path, *rest, **kwargs):
+        real_unlink(path, *rest, **kwargs)
+        if "pages" in str(path):
+            raise FileNotFoundError(2, "No such file or directory", path)
+
+    migration_and_copy("ctrd-checkpoint-shared")
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "unlink", unlinked_by_another_cleanup_first)
+        status, result = run_module("edge_engine_temporaries", args)
+    assert status == "exit" and result["images_under_absent"] and not work.exists()
+    assert not (tmp / "ctrd-checkpoint-shared").exists()
+
+    real_remove_tree = edge_images.remove_tree
+
+    def locked(path):
+        if path.endswith("locked"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_remove_tree(path)
+
+    migration_and_copy("ctrd-checkpoint-locked")
+    monkeypatch.setattr(edge_images, "remove_tree", locked)
+    status, result = run_module("edge_engine_temporaries", args)
+    assert status == "fail" and "ctrd-checkpoint-locked: [Errno 13]" in result["msg"]
+    assert not work.exists()  # the migration's own images are removed all the same
