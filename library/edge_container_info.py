@@ -216,7 +216,8 @@ dump_access:
     - What decides whether CRIU can dump the running container here, process_uids (the real
       uids of its processes, as the host numbers them), cap_sys_resource (whether root
       here has CAP_SYS_RESOURCE; without it CRIU cannot dump a process of another uid) and
-      io_uring (its processes that hold an io_uring instance, which CRIU cannot dump).
+      io_uring (its processes that hold an io_uring instance, which CRIU cannot dump) and
+      exec_processes (its processes started with C(docker exec), which a checkpoint leaves out).
   type: dict
   returned: when the container runs
   contains:
@@ -231,7 +232,13 @@ dump_access:
       description: The container's processes that hold an io_uring instance, as C(pid (command)).
       type: list
       elements: str
-  sample: {process_uids: [0], cap_sys_resource: true, io_uring: ['2187 (mariadbd)']}
+    exec_processes:
+      description:
+        - The container's running C(docker exec) processes but its health probes, as C(pid (command)).
+          CRIU dumps the tree of the container's first process, which they are not in.
+      type: list
+      elements: str
+  sample: {process_uids: [0], cap_sys_resource: true, io_uring: ['2187 (mariadbd)'], exec_processes: []}
 leftovers:
   description:
     - Directories of earlier migrations of this container under I(workdir), each with
@@ -255,6 +262,7 @@ from ansible.module_utils.edge_criu_options import has_cap_sys_resource, io_urin
 from ansible.module_utils.edge_docker import (
     DockerError,
     engine_info,
+    exec_processes,
     inspect_container,
     memory_usage,
     portable_config,
@@ -362,6 +370,7 @@ def main():
                 members = process_tree(pid) if pid else set()
                 result["dump_access"] = {"process_uids": process_uids(pid, members=members),
                                          "io_uring": io_uring_holders(pid, members=members),
+                                         "exec_processes": exec_processes(api, inspect),
                                          "cap_sys_resource": has_cap_sys_resource()}
         result["storage"] = engine_storage(api)
         if inspect is not None:

@@ -16,6 +16,9 @@ description:
     container is stopped and its final checkpoint is on this host for a rollback.
   - A container whose restart policy would restart it after the checkpoint is set to
     C(no) first; the destination (or a rollback) gets the original policy back.
+  - A container running a process started with C(docker exec) (not a health probe) is refused
+    before anything is frozen, since the checkpoint holds the tree of its first process only and
+    the move would end that process.
 options:
   name:
     description: Container name.
@@ -194,7 +197,7 @@ import sys
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_docker import hold_restart_policy, inspect_container
+from ansible.module_utils.edge_docker import exec_processes, hold_restart_policy, inspect_container
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_fs import push_trees
 from ansible.module_utils.edge_images import DELTA_ARGS, encode, make_private_dir, remove_tree, tree_size
@@ -267,6 +270,11 @@ def main():
         if params["mode"] == "delta" and not os.path.isdir(params["base_dir"]):
             module.fail_json(msg="the warm-up checkpoint %s is missing on this host" % params["base_dir"],
                              cmd=None, rc=None, stderr="", **result)
+        started = exec_processes(api, inspect)
+        if started:
+            module.fail_json(msg="%s runs processes started with docker exec (%s), which its checkpoint would leave "
+                             "out and its move end: nothing was frozen" % (params["name"], ", ".join(started)),
+                             cmd="GET /containers/%s/json" % params["name"], rc=None, stderr="", **result)
         if module.check_mode:
             module.exit_json(changed=True, **{k: v for k, v in result.items() if k != "changed"})
         if params["claim_prepared"]:

@@ -139,6 +139,39 @@ def inspect_container(api, name):
                           cmd="GET /containers/%s/json" % name) from exc
 
 
+def health_probe_command(config):
+    """The command the engine runs for the container's health probes (as an exec's entrypoint
+    and arguments), or None without a health check."""
+    test = list((config.get("Healthcheck") or {}).get("Test") or [])
+    if test[:1] == ["CMD"]:
+        return test[1:]
+    if test[:1] == ["CMD-SHELL"]:
+        return list(config.get("Shell") or ["/bin/sh", "-c"]) + test[1:]
+    return None
+
+
+def exec_processes(api, inspect):
+    """The container's running `docker exec` processes, as "pid (command)", but the engine's
+    health probes. CRIU dumps the tree of the container's first process; an exec'd process is
+    a child of the engine's shim, outside that tree, so a checkpoint leaves it out and the
+    container's end kills it. A probe is started again by the destination's engine."""
+    probe = health_probe_command(inspect.get("Config") or {})
+    found = []
+    for exec_id in inspect.get("ExecIDs") or []:
+        try:
+            info = api.exec_inspect(exec_id)
+        except NotFound:  # ended and removed meanwhile
+            continue
+        except APIError as exc:
+            raise DockerError("cannot inspect exec %s of container %s: %s" % (exec_id[:12], inspect.get("Name"), exc),
+                              cmd="GET /exec/%s/json" % exec_id) from exc
+        process = info.get("ProcessConfig") or {}
+        command = [process.get("entrypoint") or ""] + list(process.get("arguments") or [])
+        if info.get("Running") and command != probe:
+            found.append("%s (%s)" % (info.get("Pid"), " ".join(str(word) for word in command)[:80]))
+    return found
+
+
 def portable_config(inspect):
     """The configuration to create the same container on another engine."""
     config = inspect.get("Config") or {}

@@ -4,6 +4,7 @@ settings are the same on the destination. The README's option table points at th
 
 import json
 import os
+import signal
 import subprocess
 import time
 
@@ -17,6 +18,7 @@ from labtools import (
     read_file,
     remove_everywhere,
     running_on,
+    scratch_path,
 )
 
 pytestmark = pytest.mark.lab
@@ -30,7 +32,8 @@ def migrate(name, destination="edge2", *extra):
     return playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % destination, *extra)
 
 
-def start_counter(lab, name, user=None, image=SIMPLE, entrypoint=("sh", "-c"), script=COUNTER, **host_config):
+def start_counter(lab, name, user=None, image=SIMPLE, entrypoint=("sh", "-c"), script=COUNTER, healthcheck=None,
+                  **host_config):
     """A busybox counter started by hand on edge1 as `docker run [options] sh -c COUNTER`
     would (no earlier container of that name anywhere), or another image's counter script;
     the source engine."""
@@ -38,7 +41,7 @@ def start_counter(lab, name, user=None, image=SIMPLE, entrypoint=("sh", "-c"), s
     source = engine(lab["edge1"])
     source.pull(image)
     source.start(source.create_container(image, name=name, user=user, entrypoint=list(entrypoint), command=[script],
-                                         host_config=source.create_host_config(**host_config)))
+                                         healthcheck=healthcheck, host_config=source.create_host_config(**host_config)))
     return source
 
 
@@ -330,6 +333,61 @@ def test_a_process_holding_an_io_uring_is_refused_in_preflight(lab):
         assert "--innodb-use-native-aio=0" in proc.stdout and "Warm-up |" not in proc.stdout
         assert "Preflight |" in proc.stdout
         assert_still_counting_on_the_source(lab, source, name)
+    finally:
+        remove_everywhere(lab, name)
+
+
+def end_exec(api, exec_id):
+    os.kill(api.exec_inspect(exec_id)["Pid"], signal.SIGKILL)
+    deadline = time.time() + 10
+    while api.exec_inspect(exec_id)["Running"] and time.time() < deadline:
+        time.sleep(0.1)
+
+
+def test_a_docker_exec_process_is_refused_before_the_freeze_and_a_health_probe_is_not(lab):
+    # A process started with `docker exec` is a child of the engine's shim, outside the tree
+    # CRIU dumps: the move would end it while the report said the state was kept. Refused
+    # before anything is frozen, the process named: in pre-flight, and by the final freeze
+    # when it started after pre-flight. Once it has ended the service moves, though its slow
+    # health probe (an exec too, started again by the destination's engine) runs most of the time.
+    name = "execd"
+    probe = {"Test": ["CMD-SHELL", "sleep 2"], "Interval": 500_000_000, "Retries": 3}
+    source = start_counter(lab, name, healthcheck=probe)
+    writer = ["sh", "-c", "while true; do date > /tmp/e; sleep 0.2; done"]
+    try:
+        run = source.exec_create(name, writer)
+        source.exec_start(run, detach=True)
+        pid = source.exec_inspect(run["Id"])["Pid"]
+        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        assert proc.returncode != 0
+        named = "runs processes started with docker exec (%d (sh -c while true;" % pid
+        assert named in proc.stdout, proc.stdout[-3000:]
+        assert "Preflight |" in proc.stdout and "Warm-up |" not in proc.stdout
+        assert_still_counting_on_the_source(lab, source, name)
+        end_exec(source, run["Id"])
+
+        started = scratch_path("exec-started-at-freeze")
+        late_exec = hook("import docker\napi = docker.APIClient(base_url=%r)\n"
+                         "run = api.exec_create(%r, %r)\napi.exec_start(run, detach=True)\n"
+                         "open(%r, 'w').write(run['Id'])\n" % (lab["edge1"]["docker_host"], name, writer, started))
+        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", "-e",
+                        json.dumps({"migration_hooks": {"before_freeze": late_exec}}), check=False)
+        assert proc.returncode != 0
+        with open(started) as handle:
+            late = handle.read()
+        report = latest_report(name)
+        assert report["outcome"] == "failed", report  # nothing was frozen
+        assert "which its checkpoint would leave out and its move end: nothing was frozen" in report["cause"]
+        assert_still_counting_on_the_source(lab, source, name)
+        assert source.exec_inspect(late)["Running"]  # never frozen, never ended
+        end_exec(source, late)
+
+        before = read_file(source, name, "/tmp/n")
+        migrate(name, "edge2")
+        assert running_on(lab, name) == ["edge2"]
+        destination = engine(lab["edge2"])
+        assert read_file(destination, name, "/tmp/n") > before
+        assert destination.inspect_container(name)["Config"]["Healthcheck"]["Test"] == probe["Test"]
     finally:
         remove_everywhere(lab, name)
 

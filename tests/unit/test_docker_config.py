@@ -1,4 +1,15 @@
-from ansible.module_utils.edge_docker import _split_image, portable_config, summary, uncarried_settings
+import pytest
+from ansible.module_utils.edge_docker import (
+    APIError,
+    DockerError,
+    NotFound,
+    _split_image,
+    exec_processes,
+    health_probe_command,
+    portable_config,
+    summary,
+    uncarried_settings,
+)
 from edge_catalog import service_config
 
 INSPECT = {
@@ -89,3 +100,50 @@ def test_settings_that_cannot_move_are_named_with_their_flag_and_reason():
     assert all(key not in portable_config(inspect)["HostConfig"]
                for key in ("AutoRemove", "Links", "VolumesFrom", "SomethingNew"))
     assert uncarried_settings(dict(INSPECT, HostConfig=dict(INSPECT["HostConfig"], AutoRemove=False))) == []
+
+
+class ExecsOfOneContainer:
+    """The engine's answers to GET /exec/ID/json for a container's exec ids (the SDK call's shape)."""
+
+    def __init__(self, **answers):
+        self.answers = answers
+
+    def exec_inspect(self, exec_id):
+        answer = self.answers[exec_id]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def an_exec(running, pid, entrypoint, *arguments):
+    return {"Running": running, "Pid": pid, "ProcessConfig": {"entrypoint": entrypoint, "arguments": list(arguments)}}
+
+
+def test_the_health_probe_is_the_command_the_engine_runs_for_it():
+    assert health_probe_command({}) is None
+    assert health_probe_command({"Healthcheck": {"Test": ["NONE"]}}) is None
+    assert health_probe_command({"Healthcheck": {"Test": ["CMD", "curl", "-f", "http://localhost/"]}}) == [
+        "curl", "-f", "http://localhost/"]
+    assert health_probe_command({"Healthcheck": {"Test": ["CMD-SHELL", "sleep 3"]}}) == ["/bin/sh", "-c", "sleep 3"]
+    assert health_probe_command({"Healthcheck": {"Test": ["CMD-SHELL", "true"]}, "Shell": ["/bin/bash", "-ec"]}) == [
+        "/bin/bash", "-ec", "true"]
+
+
+def test_running_exec_processes_but_the_health_probes_are_named():
+    inspect = {"Name": "/svc", "Config": {"Healthcheck": {"Test": ["CMD-SHELL", "sleep 3"]}},
+               "ExecIDs": ["probe", "shell", "ended", "gone", "same-words-as-probe-by-hand"]}
+    api = ExecsOfOneContainer(probe=an_exec(True, 40, "/bin/sh", "-c", "sleep 3"),
+                              shell=an_exec(True, 41, "sh", "-c", "while true; do date; sleep 1; done"),
+                              ended=an_exec(False, 0, "sh"),
+                              gone=NotFound("no such exec"),
+                              **{"same-words-as-probe-by-hand": an_exec(True, 42, "sh", "-c", "sleep 3")})
+    assert exec_processes(api, inspect) == ["41 (sh -c while true; do date; sleep 1; done)", "42 (sh -c sleep 3)"]
+    assert exec_processes(api, dict(inspect, ExecIDs=None)) == []
+    inspect["Config"] = {}
+    assert exec_processes(api, dict(inspect, ExecIDs=["probe"])) == ["40 (/bin/sh -c sleep 3)"]
+
+
+def test_an_engine_that_cannot_answer_about_an_exec_is_an_error():
+    api = ExecsOfOneContainer(broken=APIError("500 Server Error"))
+    with pytest.raises(DockerError, match="cannot inspect exec broken of container /svc"):
+        exec_processes(api, {"Name": "/svc", "ExecIDs": ["broken"]})
