@@ -28,8 +28,9 @@ PYTHON = "10.77.0.1:5000/openface-standin:latest"
 COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done"
 
 
-def migrate(name, destination="edge2", *extra):
-    return playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % destination, *extra)
+def migrate(name, destination="edge2", *extra, check=True):
+    return playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=%s" % destination, *extra,
+                    check=check)
 
 
 def start_counter(lab, name, user=None, image=SIMPLE, entrypoint=("sh", "-c"), script=COUNTER, healthcheck=None,
@@ -164,8 +165,7 @@ def test_init_container_rolled_back_on_its_own_runtime_keeps_its_state(lab):
         corrupt = hook("import glob\nfor p in glob.glob(%r):\n    with open(p, 'r+b') as f:\n"
                        "        f.write(b'\\xff' * 16)\n"
                        % os.path.join(lab["edge2"]["checkpoint_dir"], name + "-*", "base", "pages-*.img"))
-        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2",
-                        "-e", json.dumps({"migration_hooks": {"before_freeze": corrupt}}), check=False)
+        proc = migrate(name, "edge2", "-e", json.dumps({"migration_hooks": {"before_freeze": corrupt}}), check=False)
         assert proc.returncode != 0
         report = latest_report(name)
         assert report["outcome"] == "rolled_back", report["cause"]
@@ -193,7 +193,7 @@ def test_a_process_of_another_uid_is_refused_in_preflight_without_cap_sys_resour
     name = "otheruid"
     source = start_counter(lab, name, user="1000")
     try:
-        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        proc = migrate(name, "edge2", check=False)
         assert proc.returncode != 0
         assert "uid 1000" in proc.stdout and "CAP_SYS_RESOURCE" in proc.stdout
         assert "Preflight |" in proc.stdout and running_on(lab, name) == ["edge1"]
@@ -311,7 +311,7 @@ def test_an_inotify_watch_on_a_deleted_file_is_refused_before_the_freeze(lab):
     name = "watcher"
     source = start_python(lab, name, WATCHER)
     try:
-        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        proc = migrate(name, "edge2", check=False)
         assert proc.returncode != 0
         report = latest_report(name)
         assert report["outcome"] == "failed" and report["downtime_s"] is None
@@ -327,7 +327,7 @@ def test_a_process_holding_an_io_uring_is_refused_in_preflight(lab):
     name = "uring"
     source = start_python(lab, name, URING)
     try:
-        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        proc = migrate(name, "edge2", check=False)
         assert proc.returncode != 0
         assert "uses io_uring (" in proc.stdout and "(python3)" in proc.stdout, proc.stdout[-3000:]
         assert "--innodb-use-native-aio=0" in proc.stdout and "Warm-up |" not in proc.stdout
@@ -358,7 +358,7 @@ def test_a_docker_exec_process_is_refused_before_the_freeze_and_a_health_probe_i
         run = source.exec_create(name, writer)
         source.exec_start(run, detach=True)
         pid = source.exec_inspect(run["Id"])["Pid"]
-        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        proc = migrate(name, "edge2", check=False)
         assert proc.returncode != 0
         named = "runs processes started with docker exec (%d (sh -c while true;" % pid
         assert named in proc.stdout, proc.stdout[-3000:]
@@ -370,8 +370,7 @@ def test_a_docker_exec_process_is_refused_before_the_freeze_and_a_health_probe_i
         late_exec = hook("import docker\napi = docker.APIClient(base_url=%r)\n"
                          "run = api.exec_create(%r, %r)\napi.exec_start(run, detach=True)\n"
                          "open(%r, 'w').write(run['Id'])\n" % (lab["edge1"]["docker_host"], name, writer, started))
-        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", "-e",
-                        json.dumps({"migration_hooks": {"before_freeze": late_exec}}), check=False)
+        proc = migrate(name, "edge2", "-e", json.dumps({"migration_hooks": {"before_freeze": late_exec}}), check=False)
         assert proc.returncode != 0
         with open(started) as handle:
             late = handle.read()
@@ -418,7 +417,7 @@ def test_settings_that_would_reach_into_the_destination_are_refused_before_the_f
     name = "refused"
     source = start_counter(lab, name, **host_config)
     try:
-        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        proc = migrate(name, "edge2", check=False)
         assert proc.returncode != 0, case
         assert message in proc.stdout and "Nothing was frozen" in proc.stdout, proc.stdout[-2000:]
         assert running_on(lab, name) == ["edge1"] and source.inspect_container(name)["RestartCount"] == 0
@@ -491,7 +490,7 @@ def test_settings_that_name_another_container_are_refused_before_the_freeze(lab,
     options = {"volumes_from": [holder]} if case == "--volumes-from" else {"links": {holder: "db"}}
     try:
         start_counter(lab, name, **options)
-        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        proc = migrate(name, "edge2", check=False)
         assert proc.returncode != 0
         assert case in proc.stdout and "another container" in proc.stdout and "Nothing was frozen" in proc.stdout, \
             proc.stdout[-2000:]
@@ -507,7 +506,7 @@ def test_a_container_started_with_rm_is_refused_before_the_freeze(lab):
     name = "autoremoved"
     start_counter(lab, name, auto_remove=True)
     try:
-        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        proc = migrate(name, "edge2", check=False)
         assert proc.returncode != 0
         assert "--rm (the engine would delete the container" in proc.stdout and "Nothing was frozen" in proc.stdout, \
             proc.stdout[-2000:]
@@ -522,7 +521,7 @@ def test_a_paused_container_is_refused_and_stays_paused(lab):
     source = start_counter(lab, name)
     try:
         source.pause(name)
-        proc = playbook("migrate.yml", "-e", "service=%s" % name, "-e", "destination=edge2", check=False)
+        proc = migrate(name, "edge2", check=False)
         assert proc.returncode != 0
         assert "is paused (docker pause) on edge1" in proc.stdout and "Nothing was frozen" in proc.stdout, \
             proc.stdout[-2000:]

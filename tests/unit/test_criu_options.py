@@ -135,7 +135,6 @@ def test_one_call_removes_containerd_copies_and_the_migration_directory(tmp_path
     assert status == "fail" and "images_under" in refused["msg"]
 
 
-
 def test_copies_another_cleanup_removes_meanwhile_do_not_keep_the_migrations_images(tmp_path, run_module,
                                                                                     monkeypatch):
     work = tmp_path / "svc-2"
