@@ -6,8 +6,14 @@ restore travel in a file inside the checkpoint that dockerd hands to the OCI run
 edge-migrate runtime (roles/edge_runtime) points CRIU at it (CRIU_CONFIG_FILE)."""
 
 import os
+import stat
 
 RESTORE_CONF = "edge-migrate-criu.conf"
+# The dump's own configuration file (in runc's work directory), for options chosen per dump.
+DUMP_CONF = "edge-migrate-dump.conf"
+# CRIU's --ghost-limit when not told: the largest file without a name it dumps.
+CRIU_GHOST_LIMIT = 1 << 20
+DELETED = " (deleted)"
 # What a restore may be asked for; anything else in a request is refused.
 RESTORE_OPTIONS = ("mntns-compat-mode", "file-locks", "leave-stopped", "lazy-pages")
 # CRIU's image of the dumped file locks; a few bytes of magic when there were none.
@@ -135,6 +141,42 @@ def _members(pid, proc, members):
     return process_tree(pid, proc) if pid else ()
 
 
+def largest_ghost_file(pid, proc="/proc", members=None):
+    """Bytes of the largest regular file without a name left (unlinked while open) that the
+    processes under pid hold open or mapped, 0 if none. CRIU dumps such a file's content with the
+    images ("ghost file") and refuses one larger than its ghost limit: "Can't dump ghost file
+    ... increase limit". Temporary files are often unlinked while in use (Python's
+    TemporaryFile, nginx's request bodies)."""
+    largest = 0
+    for member in _members(pid, proc, members):
+        for path, target in _open_files(proc, member, ("fd", "map_files")):
+            if not target or not target.startswith("/") or not target.endswith(DELETED):
+                continue
+            try:
+                info = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                largest = max(largest, info.st_size)
+    return largest
+
+
+def ghost_limit(largest):
+    """The --ghost-limit a dump needs for ghost files of up to `largest` bytes, with room for
+    them to grow until CRIU reads them; None when CRIU's own limit is enough."""
+    if largest <= CRIU_GHOST_LIMIT // 2:
+        return None
+    return largest + max(largest, 64 << 20)
+
+
+def write_dump_conf(work_dir, ghost_limit_bytes):
+    """The per-dump CRIU configuration file (for CRIU_CONFIG_FILE) in runc's work directory."""
+    path = os.path.join(work_dir, DUMP_CONF)
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+        handle.write("ghost-limit %d\n" % ghost_limit_bytes)
+    return path
+
+
 def process_uids(pid, proc="/proc", members=None):
     """The real uids of the processes under pid (as the host numbers them); members: that
     tree, when the caller has it already."""
@@ -159,14 +201,23 @@ def io_uring_holders(pid, proc="/proc", members=None):
     dump one (its dump stops with "Unknown shit 600 (anon_inode:[io_uring])")."""
     holders = []
     for member in sorted(_members(pid, proc, members)):
-        fd_dir = os.path.join(proc, str(member), "fd")
-        try:
-            fds = os.listdir(fd_dir)
-        except OSError:
-            continue
-        if any(_link(os.path.join(fd_dir, fd)) == IO_URING for fd in fds):
+        if any(target == IO_URING for _path, target in _open_files(proc, member, ("fd",))):
             holders.append("%d (%s)" % (member, _command(proc, member)))
     return holders
+
+
+def _open_files(proc, pid, kinds):
+    """(path, what it links to) of each entry of /proc/PID/<kind> (fd, map_files) of a process;
+    none for a process or directory gone meanwhile."""
+    for kind in kinds:
+        directory = os.path.join(proc, str(pid), kind)
+        try:
+            entries = os.listdir(directory)
+        except OSError:
+            continue
+        for entry in entries:
+            path = os.path.join(directory, entry)
+            yield path, _link(path)
 
 
 def _link(path):

@@ -94,6 +94,17 @@ UNCARRIED_SETTINGS = {
     "KernelMemoryTCP": ("--kernel-memory-tcp", "newer engines no longer accept it"),
     "Annotations": ("--annotation", "engines before API 1.43 do not keep it"),
 }
+# HostConfig settings that are carried, but not with these values: (setting, the values, flag, why).
+UNCARRIED_VALUES = (
+    ("IpcMode", lambda mode: mode == "shareable", "--ipc shareable",
+     "the engine mounts its /dev/shm from the host for other containers to join, and CRIU leaves such a mount "
+     "out of the checkpoint: the files in it would be lost; start it with --ipc private, the engine's default "
+     "since Docker 20.10"),
+    ("IpcMode", lambda mode: mode.startswith("container:"), "--ipc container:NAME",
+     "it shares another container's IPC namespace and /dev/shm, which do not move with it"),
+    ("PidMode", lambda mode: mode.startswith("container:"), "--pid container:NAME",
+     "it shares another container's processes, which do not move with it"),
+)
 # Networks every engine has under these names (NetworkMode `default` is `bridge`).
 PREDEFINED_NETWORKS = ("bridge", "host", "none", "default")
 # What of a container's endpoint on a user-defined network it asked for (its address and
@@ -194,10 +205,12 @@ def portable_config(inspect):
 
 
 def uncarried_settings(inspect):
-    """The container's HostConfig settings that portable_config leaves out, each as
-    {setting, flag, why}: a container created from it would run without them."""
+    """The container's HostConfig settings that portable_config leaves out, and the carried ones
+    whose value a migration cannot keep, each as {setting, flag, why}: a container created from
+    it would run without them, or without what they hold."""
     host_config = inspect.get("HostConfig") or {}
-    found = []
+    found = [{"setting": key, "flag": flag, "why": why} for key, refused, flag, why in UNCARRIED_VALUES
+             if isinstance(host_config.get(key), str) and refused(host_config[key])]
     for key, value in sorted(host_config.items()):
         if key in HOST_CONFIG_KEYS or key in ENGINE_HOST_CONFIG_KEYS or value in (None, "", [], {}, 0):
             continue

@@ -7,7 +7,7 @@ import os
 import time
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.edge_criu_options import holds_file_locks
+from ansible.module_utils.edge_criu_options import ghost_limit, holds_file_locks, largest_ghost_file
 from ansible.module_utils.edge_engine_names import DEFAULT_DOCKER_HOST
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_runc import DEFAULT_EXEC_ROOT
@@ -30,18 +30,26 @@ CHECKPOINT_ARGS = dict(
 def take_checkpoint(module, api, inspect, checkpoint_dir, checkpoint_name, leave_running):
     """Checkpoint the container into checkpoint_dir/checkpoint_name by the module's method;
     returns CRIU's dump statistics when the method gives access to them (runc). File locks
-    held by its processes are dumped (the restore finds them in the images)."""
-    file_locks = holds_file_locks((inspect.get("State") or {}).get("Pid"))
+    held by its processes are dumped (the restore finds them in the images), and so are the
+    files they hold open without a name, however large."""
+    pid = (inspect.get("State") or {}).get("Pid")
+    file_locks = holds_file_locks(pid)
+    largest_ghost = largest_ghost_file(pid)
     if module.params["method"] == "docker":
         if file_locks:
             raise EdgeError("the processes of %s hold file locks, which the engine's checkpoint endpoint cannot "
                             "dump (CRIU needs --file-locks): use method=runc" % inspect["Name"].lstrip("/"),
                             cmd="grep /proc/locks")
+        if ghost_limit(largest_ghost):
+            raise EdgeError("the processes of %s hold a deleted file of %d bytes open, which the engine's checkpoint "
+                            "endpoint cannot dump (CRIU needs a larger --ghost-limit): use method=runc"
+                            % (inspect["Name"].lstrip("/"), largest_ghost), cmd="ls -l /proc/%s/fd" % pid)
         from ansible.module_utils.edge_docker import checkpoint as docker_checkpoint
         docker_checkpoint(api, inspect["Id"], checkpoint_dir, checkpoint_name, leave_running)
         return {}
     return runc_checkpoint(runner(module), module.params["docker_exec_root"], inspect,
-                           os.path.join(checkpoint_dir, checkpoint_name), leave_running, file_locks=file_locks)
+                           os.path.join(checkpoint_dir, checkpoint_name), leave_running, file_locks=file_locks,
+                           ghost_limit=ghost_limit(largest_ghost))
 
 
 def docker_api(module):
@@ -53,9 +61,10 @@ def docker_api(module):
 
 
 def runner(module):
-    """`run(argv) -> (rc, stdout, stderr)` through the module's run_command."""
-    def run(argv):
-        return module.run_command(argv)
+    """`run(argv, env=None) -> (rc, stdout, stderr)` through the module's run_command; env: variables
+    added to the command's environment."""
+    def run(argv, env=None):
+        return module.run_command(argv, environ_update=env or {})
     return run
 
 

@@ -9,7 +9,7 @@ dockerd still owns the container and sees it exit (137) as after any kill."""
 import os
 import shutil
 
-from ansible.module_utils.edge_criu_options import criu_errors
+from ansible.module_utils.edge_criu_options import criu_errors, write_dump_conf
 from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_freezer import cgroup_paths, freeze
@@ -31,9 +31,11 @@ def runc_root(exec_root, runtime, container_id):
     return None
 
 
-def checkpoint(run, exec_root, inspect, image_dir, leave_running, file_locks=False):
+def checkpoint(run, exec_root, inspect, image_dir, leave_running, file_locks=False, ghost_limit=None):
     """Dump the container into image_dir (created 0700) and return CRIU's dump statistics;
-    raise EdgeError with CRIU's first errors. file_locks: the processes hold file locks."""
+    raise EdgeError with CRIU's first errors. file_locks: the processes hold file locks;
+    ghost_limit: CRIU's --ghost-limit for this dump (runc has no flag for it: a configuration
+    file that CRIU_CONFIG_FILE names, read besides runc's own). `run(argv, env=None)`."""
     root = runc_root(exec_root, (inspect.get("HostConfig") or {}).get("Runtime"), inspect["Id"])
     if root is None:
         raise EdgeError("runc has no state for container %s under %s/runtime-*/%s: is docker_exec_root dockerd's "
@@ -48,15 +50,18 @@ def checkpoint(run, exec_root, inspect, image_dir, leave_running, file_locks=Fal
     if file_locks:
         argv.append("--file-locks")
     argv.append(inspect["Id"])
+    env = {"CRIU_CONFIG_FILE": write_dump_conf(work_dir, ghost_limit)} if ghost_limit else None
     frozen = None if leave_running else _freeze_quietly(os.path.join(root, inspect["Id"]))
     try:
-        rc, _out, err = run(argv)
+        rc, _out, err = run(argv, env) if env else run(argv)
         if rc != 0:
             log = _log_tail(os.path.join(work_dir, "dump.log"))
             raise EdgeError("runc checkpoint of %s failed: %s%s" % (inspect["Id"][:12], _last_line(err), log),
                             cmd=" ".join(argv), rc=rc, stderr=err)
         # CRIU writes its statistics to the work directory, not among the images.
         stats = criu_stats(work_dir, "stats-dump").get("dump", {})
+        if ghost_limit:
+            stats["ghost_limit"] = ghost_limit
         if frozen:
             stats["prefrozen_s"] = frozen.waited_s
         return stats

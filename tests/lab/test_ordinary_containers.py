@@ -204,7 +204,8 @@ def test_a_process_of_another_uid_is_refused_in_preflight_without_cap_sys_resour
 
 def test_read_only_root_with_tmpfs_and_private_ipc_are_kept(lab):
     name = "readonly"
-    source = start_counter(lab, name, read_only=True, tmpfs={"/tmp": "size=4m"}, ipc_mode="private")
+    source = start_counter(lab, name, script="echo kept > /dev/shm/kept; " + COUNTER, read_only=True,
+                           tmpfs={"/tmp": "size=4m"}, ipc_mode="private")
     try:
         time.sleep(1.5)
         before = read_file(source, name, "/tmp/n")
@@ -215,6 +216,45 @@ def test_read_only_root_with_tmpfs_and_private_ipc_are_kept(lab):
         assert moved["Tmpfs"] == {"/tmp": "size=4m"}
         # The counter lives in the tmpfs: CRIU carried its content.
         assert read_file(engine(lab["edge2"]), name, "/tmp/n") > before
+        # A private /dev/shm is the container's own tmpfs: CRIU carried the file written at the start.
+        assert exec_output(engine(lab["edge2"]), name, ["cat", "/dev/shm/kept"]) == "kept"
+    finally:
+        remove_everywhere(lab, name)
+
+
+def test_a_large_file_held_open_after_its_deletion_moves_with_the_service(lab):
+    """A temporary file unlinked while in use (Python's TemporaryFile, nginx's request bodies):
+    CRIU dumps its content as a ghost file, and refused one over 1 MiB ("Can't dump ghost
+    file ... increase limit"), so such a service could not move."""
+    name = "ghostfile"
+    hold = "yes ghost-data | head -c 5242880 > /tmp/upload; exec 3</tmp/upload; rm /tmp/upload; "
+    source = start_counter(lab, name, script=hold + COUNTER)
+    try:
+        time.sleep(1)
+        held = exec_output(source, name, ["sha256sum", "/proc/1/fd/3"]).split()[0]
+        migrate(name)
+        assert running_on(lab, name) == ["edge2"]
+        moved = engine(lab["edge2"])
+        assert exec_output(moved, name, ["readlink", "/proc/1/fd/3"]) == "/tmp/upload (deleted)"
+        assert exec_output(moved, name, ["sha256sum", "/proc/1/fd/3"]).split()[0] == held
+        assert latest_report(name)["criu"]["dump"]["ghost_limit"] >= 5242880
+    finally:
+        remove_everywhere(lab, name)
+
+
+def test_a_shareable_dev_shm_is_refused_before_the_freeze_and_keeps_its_files(lab):
+    """`docker run --ipc shareable` (or an engine whose default-ipc-mode is shareable): the engine
+    mounts the container's /dev/shm from the host, CRIU leaves that mount out, and a move lost the
+    files in it while the report said the state was kept."""
+    name = "shareableshm"
+    source = start_counter(lab, name, script="echo kept > /dev/shm/kept; " + COUNTER, ipc_mode="shareable")
+    try:
+        proc = migrate(name, "edge2", check=False)
+        assert proc.returncode != 0
+        assert "--ipc shareable (the engine mounts its /dev/shm from the host" in proc.stdout, proc.stdout[-2000:]
+        assert "--ipc private" in proc.stdout and "Nothing was frozen" in proc.stdout, proc.stdout[-2000:]
+        assert running_on(lab, name) == ["edge1"] and source.inspect_container(name)["RestartCount"] == 0
+        assert exec_output(source, name, ["cat", "/dev/shm/kept"]) == "kept"
     finally:
         remove_everywhere(lab, name)
 

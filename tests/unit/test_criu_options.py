@@ -174,3 +174,20 @@ def test_copies_another_cleanup_removes_meanwhile_do_not_keep_the_migrations_ima
     status, result = run_module("edge_engine_temporaries", args)
     assert status == "fail" and "ctrd-checkpoint-locked: [Errno 13]" in result["msg"]
     assert not work.exists()  # the migration's own images are removed all the same
+
+
+def test_a_file_held_open_after_its_deletion_sets_the_ghost_limit_of_the_dump(tmp_path):
+    from ansible.module_utils.edge_criu_options import CRIU_GHOST_LIMIT, ghost_limit, largest_ghost_file
+    me = os.getpid()
+    before = largest_ghost_file(me, members={me})
+    path = tmp_path / "upload.tmp"
+    with open(path, "wb") as held:
+        held.write(b"x" * (3 << 20))
+        held.flush()
+        os.unlink(path)
+        # This process's own /proc: the deleted file's size is read through its descriptor.
+        assert largest_ghost_file(me, members={me}) == max(before, 3 << 20)
+    assert ghost_limit(0) is None and ghost_limit(CRIU_GHOST_LIMIT // 2) is None
+    assert ghost_limit(3 << 20) == (3 << 20) + (64 << 20)
+    assert ghost_limit(1 << 30) == 2 << 30
+    assert largest_ghost_file(0) == 0

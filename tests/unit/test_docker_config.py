@@ -102,6 +102,21 @@ def test_settings_that_cannot_move_are_named_with_their_flag_and_reason():
     assert uncarried_settings(dict(INSPECT, HostConfig=dict(INSPECT["HostConfig"], AutoRemove=False))) == []
 
 
+def test_a_shareable_or_borrowed_ipc_namespace_and_a_borrowed_pid_namespace_are_refused():
+    def refused(**settings):
+        return [(item["setting"], item["flag"])
+                for item in uncarried_settings(dict(INSPECT, HostConfig=dict(INSPECT["HostConfig"], **settings)))]
+    # The engine's shareable /dev/shm is a host mount CRIU leaves out: its files would be lost.
+    assert refused(IpcMode="shareable") == [("IpcMode", "--ipc shareable")]
+    assert "/dev/shm" in uncarried_settings(dict(INSPECT, HostConfig=dict(INSPECT["HostConfig"], IpcMode="shareable")))[
+        0]["why"]
+    assert refused(IpcMode="container:holder") == [("IpcMode", "--ipc container:NAME")]
+    assert refused(PidMode="container:0123abcd") == [("PidMode", "--pid container:NAME")]
+    for carried in (dict(IpcMode="private"), dict(IpcMode="none"), dict(IpcMode=""), dict(IpcMode="host"),
+                    dict(PidMode=""), dict(PidMode="host"), dict(IpcMode=None)):
+        assert refused(**carried) == [], carried
+
+
 class ExecsOfOneContainer:
     """The engine's answers to GET /exec/ID/json for a container's exec ids (the SDK call's shape)."""
 

@@ -117,3 +117,23 @@ def test_a_dump_that_leaves_the_service_running_is_not_frozen_first(tmp_path):
 def test_cgroup_paths_keeps_string_entries_only(tmp_path):
     (tmp_path / "state.json").write_text(json.dumps({"cgroup_paths": {"freezer": "/f", "x": 3}}))
     assert cgroup_paths(str(tmp_path)) == {"freezer": "/f"}
+
+
+def test_a_dump_with_a_ghost_limit_names_its_configuration_to_criu_and_reports_it(tmp_path):
+    paths = v1_cgroup(tmp_path)
+    exec_root = runc_state(tmp_path, paths)
+    seen = []
+
+    def runc(argv, env=None):
+        conf = (env or {}).get("CRIU_CONFIG_FILE")
+        seen.append((conf, open(conf).read() if conf else None, oct(os.stat(conf).st_mode & 0o777) if conf else None))
+        return 0, "", ""
+
+    stats = edge_runc.checkpoint(runc, str(exec_root), {"Id": "cid"}, str(tmp_path / "warm"), leave_running=True,
+                                 ghost_limit=80 << 20)
+    assert seen[0][1:] == ("ghost-limit %d\n" % (80 << 20), "0o600") and stats["ghost_limit"] == 80 << 20
+    assert seen[0][0].startswith(str(tmp_path / "warm.work")) and not os.path.exists(seen[0][0])
+    # Without one, runc is called as before: CRIU reads runc's configuration alone.
+    runc_plain = Runc(os.path.join(paths["freezer"], "freezer.state"), rc=0)
+    stats = edge_runc.checkpoint(runc_plain, str(exec_root), {"Id": "cid"}, str(tmp_path / "warm2"), leave_running=True)
+    assert "ghost_limit" not in stats
