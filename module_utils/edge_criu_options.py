@@ -57,8 +57,9 @@ def lock_holders(locks_text):
     return holders
 
 
-def holds_file_locks(pid, proc="/proc"):
-    """Whether the process tree under pid holds file locks (CRIU then needs --file-locks)."""
+def holds_file_locks(pid, proc="/proc", members=None):
+    """Whether the process tree under pid holds file locks (CRIU then needs --file-locks);
+    members: that tree, when the caller has it already."""
     if not pid:
         return False
     try:
@@ -66,7 +67,7 @@ def holds_file_locks(pid, proc="/proc"):
             holders = lock_holders(handle.read())
     except OSError:
         return False
-    return bool(holders & process_tree(pid, proc))
+    return bool(holders & set(_members(pid, proc, members)))
 
 
 def dumped_file_locks(images_dir):

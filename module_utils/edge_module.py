@@ -7,7 +7,7 @@ import os
 import time
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.edge_criu_options import ghost_limit, holds_file_locks, largest_ghost_file
+from ansible.module_utils.edge_criu_options import ghost_limit, holds_file_locks, largest_ghost_file, process_tree
 from ansible.module_utils.edge_engine_names import DEFAULT_DOCKER_HOST
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_runc import DEFAULT_EXEC_ROOT
@@ -33,14 +33,16 @@ def take_checkpoint(module, api, inspect, checkpoint_dir, checkpoint_name, leave
     held by its processes are dumped (the restore finds them in the images), and so are the
     files they hold open without a name, however large."""
     pid = (inspect.get("State") or {}).get("Pid")
-    file_locks = holds_file_locks(pid)
-    largest_ghost = largest_ghost_file(pid)
+    members = process_tree(pid) if pid else set()
+    file_locks = holds_file_locks(pid, members=members)
+    largest_ghost = largest_ghost_file(pid, members=members)
+    dump_ghost_limit = ghost_limit(largest_ghost)
     if module.params["method"] == "docker":
         if file_locks:
             raise EdgeError("the processes of %s hold file locks, which the engine's checkpoint endpoint cannot "
                             "dump (CRIU needs --file-locks): use method=runc" % inspect["Name"].lstrip("/"),
                             cmd="grep /proc/locks")
-        if ghost_limit(largest_ghost):
+        if dump_ghost_limit:
             raise EdgeError("the processes of %s hold a deleted file of %d bytes open, which the engine's checkpoint "
                             "endpoint cannot dump (CRIU needs a larger --ghost-limit): use method=runc"
                             % (inspect["Name"].lstrip("/"), largest_ghost), cmd="ls -l /proc/%s/fd" % pid)
@@ -49,7 +51,7 @@ def take_checkpoint(module, api, inspect, checkpoint_dir, checkpoint_name, leave
         return {}
     return runc_checkpoint(runner(module), module.params["docker_exec_root"], inspect,
                            os.path.join(checkpoint_dir, checkpoint_name), leave_running, file_locks=file_locks,
-                           ghost_limit=ghost_limit(largest_ghost))
+                           ghost_limit=dump_ghost_limit)
 
 
 def docker_api(module):
