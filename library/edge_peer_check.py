@@ -69,6 +69,7 @@ restricted:
   sample: true
 """
 
+import os
 import shlex
 import shutil
 import tempfile
@@ -83,6 +84,7 @@ from ansible.module_utils.edge_transfer import (
     REMOVE,
     SYNC_ARGS,
     TransferError,
+    close_shared_connection,
     push,
     push_options,
     run_remote,
@@ -99,6 +101,12 @@ def main():
     if module.check_mode:
         module.exit_json(**result)
     scratch = tempfile.mkdtemp(prefix="edge-preflight-")
+    options = push_options(params)
+    # The check's SSH sessions share one connection (a handshake costs about 0.25 s), its own
+    # unless the caller names one to keep.
+    own_connection = not options["control_path"]
+    if own_connection:
+        options["control_path"] = os.path.join(scratch, "ssh")
     try:
         if params["check_cpu"]:
             argv = ["criu", "cpuinfo", "dump", "-D", scratch]
@@ -110,7 +118,7 @@ def main():
             # With every option a migration's pushes send: an edge whose forced command is older
             # than this source refuses here, before anything is frozen.
             push(runner(module), scratch, params["dest_host"], params["dest_dir"], whole_file=True,
-                 extra_args=TREE_FLAGS + OVER_AN_OLDER_COPY, **push_options(params))
+                 extra_args=TREE_FLAGS + OVER_AN_OLDER_COPY, **options)
         except TransferError as exc:
             exc.msg = ("this host cannot push to %s@%s over SSH (key %s, known_hosts %s): %s; check that the "
                        "destination's sshd accepts this host's key for edge-migrate's transfers and that its "
@@ -121,7 +129,7 @@ def main():
         # The destination's forced command removes the directory after the check, or alone.
         rc, out, err, argv = run_remote(runner(module), params["dest_host"],
                                         CPUINFO_CHECK if params["check_cpu"] else REMOVE, params["dest_dir"],
-                                        **push_options(params))
+                                        **options)
         if rc != 0 and not params["check_cpu"]:
             module.fail_json(msg="the destination %s did not remove %s: %s" % (
                 params["dest_host"], params["dest_dir"], (out + err).strip() or "rc=%d" % rc),
@@ -133,7 +141,7 @@ def main():
                              % (params["dest_host"], (out + err).strip() or "rc=%d" % rc),
                              cmd=" ".join(shlex.quote(a) for a in argv), rc=rc, stderr=err, **result)
         if params["check_restricted"]:
-            rc, out, err, argv = ssh_run(runner(module), params["dest_host"], "id", **push_options(params))
+            rc, out, err, argv = ssh_run(runner(module), params["dest_host"], "id", **options)
             result["restricted"] = rc != 0 and REFUSED in err
             if not result["restricted"]:
                 module.fail_json(msg="the destination %s gives this host's key more than edge-migrate's transfers: "
@@ -142,6 +150,8 @@ def main():
                                  % (params["dest_host"], (out + err).strip()[:200] or "rc=%d" % rc),
                                  cmd=" ".join(shlex.quote(a) for a in argv), rc=rc, stderr=err, **result)
     finally:
+        if own_connection:
+            close_shared_connection(runner(module), params["dest_host"], **options)
         shutil.rmtree(scratch, ignore_errors=True)
     module.exit_json(**result)
 

@@ -170,6 +170,17 @@ container_id:
   type: str
   returned: success
   sample: 9a2b7c1d3e4f...
+storage:
+  description:
+    - Where the created container's files go, for a push into it (I(state=created)) its image id,
+      its overlay2 layer directory (upper_dir) and its mounts (a volume's name, driver and
+      directory on this host, whether it is anonymous and whether its content is a plain directory
+      here). Volume options and labels are left out.
+  type: dict
+  returned: when state is created
+  sample: {image_id: "sha256:5d0da3dc9764...", layer_driver: overlay2, upper_dir: /var/lib/docker/overlay2/4f1c.../diff,
+           mounts: [{type: volume, name: 3c9e..., source: /var/lib/docker/volumes/3c9e.../_data, destination: /data,
+                     rw: true, driver: local, anonymous: true, copyable: true}]}
 phases:
   description: Seconds per phase (pull, create, xdelta_dest, restore, neighbors; not the wait for I(wait_for_file)).
   type: dict
@@ -291,6 +302,7 @@ from ansible.module_utils.edge_docker import (
 )
 from ansible.module_utils.edge_engine_names import MIGRATION_RUNTIME
 from ansible.module_utils.edge_errors import EdgeError
+from ansible.module_utils.edge_fs import describe, placement
 from ansible.module_utils.edge_images import check_received, decode, pages_checksums
 from ansible.module_utils.edge_module import DOCKER_ARGS, Phases, docker_api, fail, keep_out_of_results, runner
 from ansible.module_utils.edge_neighbors import announce
@@ -682,7 +694,9 @@ def main():
             inspect = inspect_container(api, params["name"])
             module.exit_json(changed=inspect is None or not inspect["State"].get("Running"), phases={}, phase_spans={})
         if params["state"] == "created":
-            result["container_id"] = ensure_created(module, api, phases, result)["Id"]
+            inspect = ensure_created(module, api, phases, result)
+            result["container_id"] = inspect["Id"]
+            result["storage"] = placement(describe(api, inspect, sizes=False))
         elif params["state"] == "trial":
             trial(module, api, phases, result)
         else:

@@ -138,6 +138,23 @@ def describe(api, inspect, sizes=True):
     return storage
 
 
+# What of a volume mount a push into it needs; the volume's options (credentials of a CIFS
+# mount, say), labels and other users stay out of results that are kept in status files.
+PLACEMENT_MOUNT_KEYS = ("type", "name", "source", "destination", "rw", "driver", "anonymous", "copyable")
+
+
+def placement(storage):
+    """Where a container's files go (image id, layer directory, mounts) from describe()'s answer,
+    for pushing the service's files into a container just created."""
+    return {
+        "image_id": storage.get("image_id"),
+        "layer_driver": storage.get("layer_driver"),
+        "upper_dir": storage.get("upper_dir"),
+        "mounts": [{key: mount[key] for key in PLACEMENT_MOUNT_KEYS if key in mount}
+                   for mount in storage.get("mounts") or []],
+    }
+
+
 def _mount(api, inspect, mount, sizes):
     entry = {
         "type": mount.get("Type"),

@@ -144,6 +144,16 @@ def ssh_run(run, dest_host, command, dest_user="root", ssh_key=None, known_hosts
     return rc, out, err, argv
 
 
+def close_shared_connection(run, dest_host, dest_user="root", ssh_key=None, known_hosts=None, port=None,
+                            control_path=None, **_ignored):
+    """End the shared connection (ssh -O exit) that commands given control_path opened; nothing
+    when there is none. Returns ssh's exit code."""
+    if not control_path or len(control_path) > SSH_CONTROL_PATH_MAX or not os.path.exists(control_path):
+        return 0
+    argv = shlex.split(ssh_command(ssh_key, known_hosts, port, control_path))
+    return run(argv + ["-O", "exit", "%s@%s" % (dest_user, dest_host)])[0]
+
+
 # A line of rsync --itemize-changes: "YXcstpoguax name" (an item it created, sent or changed
 # the attributes of), or "*deleting name".
 ITEMIZED = re.compile(r"^(?:\*deleting +|[<>ch.][fdLDS][.+ ?a-zA-Z]{9} )", re.MULTILINE)

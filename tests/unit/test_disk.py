@@ -136,6 +136,19 @@ def test_trees_pair_source_and_destination_by_mount_path():
         disk_trees(storage(upper=None), storage(), plan)
 
 
+def test_the_new_containers_placement_pairs_the_same_trees_and_leaves_volume_options_out():
+    plan = disk_plan(storage(volume("notes"), volume("f00d", "/var/cache", anonymous=True)), "svc", "edge1",
+                     migrate_volumes=True)
+    secret = {"type": "cifs", "o": "username=svc,password=hunter2"}
+    destination = storage(volume("notes", options=secret, labels={"team": "x"}, used_by=["other"]),
+                          volume("beef", "/var/cache", anonymous=True), upper="/e/overlay2/x/diff")
+    placed = edge_fs.placement(destination)
+    assert "hunter2" not in repr(placed) and "team" not in repr(placed) and "other" not in repr(placed)
+    assert placed["image_id"] == destination["image_id"] and placed["upper_dir"] == "/e/overlay2/x/diff"
+    source = storage(volume("notes"), volume("f00d", "/var/cache", anonymous=True))
+    assert disk_trees(placed, source, plan) == disk_trees(destination, source, plan)
+
+
 def test_the_freeze_pushes_each_tree_with_the_start_of_its_warm_up_push():
     trees = [{"src": "/a", "dest": "/x", "what": "layer"}, {"src": "/b", "dest": "/y", "what": "volume v"}]
     warmup = {"results": [{"item": trees[0], "started_at": 100.5, "listing": "/w/disk-0.listing"},

@@ -86,3 +86,21 @@ def test_changed_is_what_rsync_itemized(tmp_path):
     assert sync() >= 1  # the deletion
     os.chmod(src / "pages-1.img", 0o600)
     assert sync() == 1
+
+
+def test_a_shared_connection_is_ended_by_its_socket_and_none_is_left_alone(tmp_path):
+    from ansible.module_utils.edge_transfer import close_shared_connection
+    calls = []
+
+    def run(argv):
+        calls.append(argv)
+        return 0, "", ""
+
+    socket = tmp_path / "ssh"
+    assert close_shared_connection(run, "10.0.0.2", control_path=str(socket)) == 0 and calls == []
+    socket.write_text("")  # where ssh's master listens
+    close_shared_connection(run, "10.0.0.2", dest_user="root", ssh_key="/k/id", control_path=str(socket))
+    argv = calls[0]
+    assert argv[0] == "ssh" and argv[-3:] == ["-O", "exit", "root@10.0.0.2"]
+    assert "ControlPath=%s" % socket in argv and "/k/id" in argv
+    assert close_shared_connection(run, "10.0.0.2", control_path=None) == 0 and len(calls) == 1
