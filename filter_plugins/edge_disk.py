@@ -41,6 +41,35 @@ def _volume_name(volume):
     return "an anonymous volume" if volume.get("anonymous") else "volume %s" % volume.get("name")
 
 
+# File system types of a local volume's driver options that mount network storage: every
+# edge mounts the same content, so the destination's volume, created with the same options,
+# already holds it.
+NETWORK_FILESYSTEMS = frozenset(("nfs", "nfs4", "cifs", "smb3", "ceph", "glusterfs", "fuse.glusterfs", "lustre",
+                                 "beegfs", "gpfs", "fuse.sshfs"))
+
+
+def _host_content(volume, shared, host):
+    """What a local volume with driver options mounts when that is the source host's own (its
+    memory, one of its directories or disks): the destination's engine would mount an empty or
+    another one, and CRIU leaves the engine's mounts out of the checkpoint. "" when the content
+    is on storage every edge mounts (network file systems, paths said to be shared)."""
+    if (volume.get("driver") or "local") != "local" or volume.get("copyable"):
+        return ""
+    options = volume.get("options") or {}
+    kind = str(options.get("type") or "").strip().lower()
+    device = str(options.get("device") or "")
+    flags = [flag.strip() for flag in str(options.get("o") or "").split(",")]
+    if kind in NETWORK_FILESYSTEMS:
+        return ""
+    if kind == "tmpfs":
+        return "a tmpfs, its content in the memory of %s" % host
+    if device.startswith("/") and _shared({"source": device}, shared):
+        return ""
+    if "bind" in flags or "rbind" in flags:
+        return "a bind of the directory %s of %s" % (device, host)
+    return "a %s file system on %s of %s" % (kind or "local", device or "a device", host)
+
+
 def disk_plan(storage, service="", source="", migrate_layer=True, migrate_volumes=False, shared_bind_mounts=False,
               strategy="delta", binds=None):
     """What moves with the service: refusals (messages; the migration must not start),
@@ -79,6 +108,17 @@ def disk_plan(storage, service="", source="", migrate_layer=True, migrate_volume
                                 for v in volumes)))
     if migrate_volumes:
         for volume in volumes:
+            content = _host_content(volume, shared, source or "its host")
+            if content:
+                refusals.append(
+                    "%s keeps %s at %s in %s (driver options %s): the destination's engine would mount an "
+                    "empty or another one there, and the checkpoint does not hold it. Use a plain named volume (no "
+                    "driver options) for data that moves with the service, or the container's own tmpfs "
+                    "(--tmpfs or --mount type=tmpfs, carried with its memory); if that path is shared storage "
+                    "mounted at the same place on every edge, say so with -e shared_bind_mounts=<path>"
+                    % (where, _volume_name(volume), volume.get("destination"), content,
+                       ", ".join("%s=%s" % (k, "..." if k == "o" else v)
+                                 for k, v in sorted((volume.get("options") or {}).items()))))
             if volume.get("used_by"):
                 refusals.append(
                     "%s shares %s with %s: copying it would split their data; stop sharing it or move them "

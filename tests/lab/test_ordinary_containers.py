@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 
+import docker
 import pytest
 from labtools import (
     engine,
@@ -257,6 +258,40 @@ def test_a_shareable_dev_shm_is_refused_before_the_freeze_and_keeps_its_files(la
         assert exec_output(source, name, ["cat", "/dev/shm/kept"]) == "kept"
     finally:
         remove_everywhere(lab, name)
+
+
+def remove_volume_everywhere(lab, volume):
+    for host in lab.values():
+        try:
+            engine(host).remove_volume(volume)
+        except docker.errors.NotFound:
+            pass
+
+
+def test_a_tmpfs_volume_is_refused_before_the_freeze_and_keeps_its_files(lab):
+    """`docker volume create --opt type=tmpfs --opt device=tmpfs`: the engine mounts it from the
+    host's memory, CRIU leaves that mount out, and the destination's engine mounted an empty one
+    over what the warm-up had copied: a move lost its files while the report said the state was
+    kept."""
+    name, volume = "tmpfsvolume", "tmpfsvolume-data"
+    source = engine(lab["edge1"])
+    remove_everywhere(lab, name)
+    remove_volume_everywhere(lab, volume)
+    source.create_volume(volume, driver="local", driver_opts={"type": "tmpfs", "device": "tmpfs", "o": "size=8m"})
+    start_counter(lab, name, script="echo kept > /data/kept; " + COUNTER, binds=["%s:/data" % volume])
+    try:
+        # The destination allows volume options: what is refused is the content staying behind.
+        proc = migrate(name, "edge2", "-e", "migrate_volumes=true", "-e", "migration_allow_volume_options=true",
+                       check=False)
+        assert proc.returncode != 0
+        assert "keeps volume %s at /data in a tmpfs, its content in the memory of edge1" % volume in proc.stdout, \
+            proc.stdout[-2000:]
+        assert "Nothing was frozen" in proc.stdout, proc.stdout[-2000:]
+        assert running_on(lab, name) == ["edge1"] and source.inspect_container(name)["RestartCount"] == 0
+        assert exec_output(source, name, ["cat", "/data/kept"]) == "kept"
+    finally:
+        remove_everywhere(lab, name)
+        remove_volume_everywhere(lab, volume)
 
 
 COMPOSE_FILE = """version: "2.4"

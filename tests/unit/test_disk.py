@@ -136,6 +136,38 @@ def test_trees_pair_source_and_destination_by_mount_path():
         disk_trees(storage(upper=None), storage(), plan)
 
 
+@pytest.mark.parametrize("options, what", [
+    ({"type": "tmpfs", "device": "tmpfs", "o": "size=10m"}, "a tmpfs, its content in the memory of edge1"),
+    ({"type": "none", "device": "/srv/notes", "o": "bind"}, "a bind of the directory /srv/notes of edge1"),
+    ({"type": "ext4", "device": "/dev/sdb1"}, "a ext4 file system on /dev/sdb1 of edge1"),
+])
+def test_a_volume_whose_options_mount_something_of_the_source_host_is_refused(options, what):
+    # The destination would create it the same way and mount its own (empty) one over what was copied.
+    plan = disk_plan(storage(volume("scratch", copyable=False, options=options)), "svc", "edge1",
+                     migrate_volumes=True)
+    assert len(plan["refusals"]) == 1
+    message = plan["refusals"][0]
+    assert "'svc' on edge1 keeps volume scratch at /data in %s" % what in message
+    assert "--tmpfs" in message and "plain named volume" in message
+    assert "size=10m" not in message  # mount options can hold credentials
+
+
+@pytest.mark.parametrize("options", [{"type": "nfs", "device": ":/export", "o": "addr=10.0.0.9,rw"},
+                                     {"type": "cifs", "device": "//nas/share", "o": "username=u,password=p"},
+                                     {"type": "none", "device": "/mnt/cluster/notes", "o": "bind"}])
+def test_a_volume_on_storage_every_edge_mounts_is_created_the_same_way(options):
+    plan = disk_plan(storage(volume("notes", copyable=False, options=options)), "svc", "edge1",
+                     migrate_volumes=True, shared_bind_mounts="/mnt/cluster")
+    assert plan["refusals"] == [] and plan["copied_volumes"] == []
+    assert plan["volumes"] == [{"name": "notes", "driver": "local", "labels": {"a": "b"}, "options": options}]
+
+
+def test_a_volume_of_a_driver_plugin_keeps_its_content_on_its_storage():
+    plan = disk_plan(storage(volume("notes", copyable=False, driver="rexray/ebs", options={"size": "5"})),
+                     "svc", "edge1", migrate_volumes=True)
+    assert plan["refusals"] == [] and "its content stays on its storage" in plan["summary"]
+
+
 def test_the_new_containers_placement_pairs_the_same_trees_and_leaves_volume_options_out():
     plan = disk_plan(storage(volume("notes"), volume("f00d", "/var/cache", anonymous=True)), "svc", "edge1",
                      migrate_volumes=True)
