@@ -1,5 +1,7 @@
 #!/usr/bin/python
-"""Ansible module (controller side): write a migration's report."""
+"""Ansible module (controller side): write a migration's report. The action plugin of the same
+name runs the same code in the controller's own process; this module is its documentation and
+runs where the action is not used."""
 
 DOCUMENTATION = r"""
 module: edge_report
@@ -76,29 +78,16 @@ summary:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_report import build, summary, write
-
-REQUIRED_REQUEST_KEYS = ("migration_id", "service", "source", "destination", "strategy", "outcome",
-                         "started_at", "finished_at")
+from ansible.module_utils.edge_report import ARGUMENT_SPEC, make_report
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(
-        request=dict(type="dict", required=True),
-        results=dict(type="dict", required=True),
-        reports_dir=dict(type="path", default="reports"),
-    ), supports_check_mode=True)
-    request = module.params["request"]
-    missing = [key for key in REQUIRED_REQUEST_KEYS if request.get(key) in (None, "")]
-    if missing:
-        module.fail_json(msg="the report request lacks %s" % ", ".join(missing), cmd=None, rc=None, stderr="")
-    for key in ("started_at", "finished_at"):
-        request[key] = float(request[key])
-    report = build(request, module.params["results"])
-    if module.check_mode:
-        module.exit_json(changed=False, report=report, summary=summary(report))
-    path, csv_path = write(report, module.params["reports_dir"])
-    module.exit_json(changed=True, report=report, path=path, csv_path=csv_path, summary=summary(report))
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    try:
+        result = make_report(module.params, module.check_mode)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc), cmd=None, rc=None, stderr="")
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

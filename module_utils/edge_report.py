@@ -15,6 +15,31 @@ CSV_FIELDS = ("started_at", "migration_id", "service", "source", "destination", 
               "freeze_bytes_ratio") + tuple("phase_" + p for p in PHASES) + ("cause",)
 
 
+ARGUMENT_SPEC = dict(
+    request=dict(type="dict", required=True),
+    results=dict(type="dict", required=True),
+    reports_dir=dict(type="path", default="reports"),
+)
+REQUIRED_REQUEST_KEYS = ("migration_id", "service", "source", "destination", "strategy", "outcome",
+                         "started_at", "finished_at")
+
+
+def make_report(params, check_mode=False):
+    """edge_report's answer to its (validated) parameters: the report built, and written with
+    its CSV row unless check_mode. ValueError when the request lacks one of its keys."""
+    request = dict(params["request"])
+    missing = [key for key in REQUIRED_REQUEST_KEYS if request.get(key) in (None, "")]
+    if missing:
+        raise ValueError("the report request lacks %s" % ", ".join(missing))
+    for key in ("started_at", "finished_at"):
+        request[key] = float(request[key])
+    report = build(request, params["results"])
+    if check_mode:
+        return dict(changed=False, report=report, summary=summary(report))
+    path, csv_path = write(report, params["reports_dir"])
+    return dict(changed=True, report=report, path=path, csv_path=csv_path, summary=summary(report))
+
+
 def _get(results, key):
     value = results.get(key) or {}
     return value if isinstance(value, dict) and not value.get("skipped") else {}

@@ -94,6 +94,28 @@ def test_every_task_file_of_the_roles_loads_with_short_module_names(installed, t
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
 
+REPORT_REQUEST = {"migration_id": "m", "service": "s", "source": "a", "destination": "b", "strategy": "delta",
+                  "outcome": "migrated", "started_at": 1, "finished_at": 2}
+
+
+def test_the_lock_owner_and_the_report_run_as_the_collections_actions_in_the_controllers_process(installed, tmp_path):
+    run, _ = installed
+    play, answer = tmp_path / "owner.yml", tmp_path / "owner.json"
+    play.write_text(json.dumps([{"name": "Owner", "hosts": "localhost", "gather_facts": False, "tasks": [
+        {"name": "Who", "edge.migrate.edge_lock_owner": {"controller": "ctl-c"}, "register": "who"},
+        {"name": "Keep", "ansible.builtin.copy": {"content": "{{ who.owner | to_json }}", "dest": str(answer)}},
+        {"name": "Report", "edge.migrate.edge_report": {"reports_dir": str(tmp_path / "reports"), "results": {},
+                                                        "request": REPORT_REQUEST}}]}]))
+    proc = run("ansible-playbook", "-vvv", "-i", "localhost,", "-c", "local", "-e",
+               "ansible_python_interpreter=" + sys.executable, str(play))
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    owner = json.loads(answer.read_text())
+    assert owner["controller"] == "ctl-c" and owner["pid_start"] > 0 and owner["running"]
+    # No module was sent and started for it (the copy task's module was).
+    assert "AnsiballZ_copy.py" in proc.stdout and "AnsiballZ_edge_lock_owner" not in proc.stdout
+    assert "AnsiballZ_edge_report" not in proc.stdout and (tmp_path / "reports" / "migrations.csv").exists()
+
+
 def test_filters_are_called_by_their_collection_names(installed):
     run, collection = installed
     listed = json.loads(run("ansible-doc", "-t", "filter", "-l", "--json", "edge.migrate").stdout)

@@ -131,6 +131,38 @@ def test_the_owner_module_names_this_controller():
     assert isinstance(identity["running"], list) and identity["boot_id"]
 
 
+def load_action_plugin():
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "action_plugins", "edge_lock_owner.py")
+    spec = importlib.util.spec_from_file_location("edge_lock_owner_action", path)
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    return plugin
+
+
+def test_the_owner_is_looked_at_in_the_controllers_own_process_with_the_modules_code():
+    from unittest import mock
+    plugin = load_action_plugin()
+    # The same file the modules get, in a checkout (and in the collection, plugins/module_utils).
+    assert os.path.samefile(os.path.join(plugin.MODULE_UTILS, "edge_lock.py"), edge_lock.__file__)
+
+    def run(args):
+        task = mock.MagicMock(args=args, async_val=0, check_mode=False, diff=False)
+        connection = mock.MagicMock()
+        connection._shell.tmpdir = None
+        action = plugin.ActionModule(task, connection, mock.MagicMock(), None, None, None)
+        return action.run(task_vars={})
+
+    result = run({"controller": "ctl-x"})
+    assert result["changed"] is False and result["owner"]["controller"] == "ctl-x"
+    assert result["owner"]["pid_start"] > 0 and result["owner"]["boot_id"] == edge_lock.boot_id()
+    assert run({})["owner"]["controller"] == controller_identity()["controller"]
+    with pytest.raises(Exception, match="controller must be a string"):
+        run({"controller": ["a"]})
+    with pytest.raises(Exception, match="Invalid options .*: other"):
+        run({"other": 1})
+
+
 def test_check_mode_writes_nothing(run_module, tmp_path):
     args = {"service": "openface", "workdir": str(tmp_path), "owner": owner(), "migration_id": "m1",
             "_ansible_check_mode": True}

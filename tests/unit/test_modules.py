@@ -131,6 +131,38 @@ def test_report_check_mode_does_not_write(run_module, tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+def test_the_report_action_writes_what_the_module_writes_in_the_controllers_process(run_module, tmp_path):
+    import importlib.util
+    from unittest import mock
+
+    from ansible.errors import AnsibleActionFail
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "action_plugins", "edge_report.py")
+    spec = importlib.util.spec_from_file_location("edge_report_action", path)
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+
+    def run(args, check_mode=False):
+        task = mock.MagicMock(args=args, async_val=0, check_mode=check_mode, diff=False)
+        connection = mock.MagicMock()
+        connection._shell.tmpdir = None
+        return plugin.ActionModule(task, connection, mock.MagicMock(), None, None, None).run(task_vars={})
+
+    request = {"migration_id": "m", "service": "s", "source": "a", "destination": "b", "strategy": "delta",
+               "outcome": "migrated", "started_at": 1, "finished_at": "2.5"}
+    result = run({"request": request, "results": {}, "reports_dir": str(tmp_path / "a")})
+    assert result["changed"] and result["report"]["total_s"] == 1.5 and os.path.exists(result["path"])
+    outcome, by_module = run_module("edge_report", {"request": request, "results": {},
+                                                    "reports_dir": str(tmp_path / "m")})
+    assert outcome == "exit" and by_module["summary"] == result["summary"]
+    assert open(by_module["csv_path"]).read().splitlines()[0] == open(result["csv_path"]).read().splitlines()[0]
+    checked = run({"request": request, "results": {}, "reports_dir": str(tmp_path / "c")}, check_mode=True)
+    assert not checked["changed"] and "path" not in checked and not (tmp_path / "c").exists()
+    with pytest.raises(AnsibleActionFail, match="the report request lacks migration_id"):
+        run({"request": {"service": "s"}, "results": {}})
+    with pytest.raises(AnsibleActionFail, match="results"):
+        run({"request": request})
+
+
 def test_a_restore_result_does_not_repeat_the_container_environment(capsys):
     """The result is what a background job's status file holds on the destination: with the real
     exit and fail paths of AnsibleModule (not the test doubles), no value of the configuration."""
