@@ -5,7 +5,6 @@ Python start and the import of Ansible's module code (half a second) to read a f
 import importlib.util
 import os
 
-from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 # module_utils/ is beside action_plugins/ in a checkout and beside plugins/action/ in the collection.
@@ -14,13 +13,12 @@ MODULE_UTILS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(("controller",))
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        controller = self._task.args.get("controller")
-        if controller is not None and not isinstance(controller, str):
-            raise AnsibleActionFail("controller must be a string, not %s" % type(controller).__name__)
+        # The module's argument_spec, with its conversions (a number given as the name is one).
+        _validation, params = self.validate_argument_spec(argument_spec=dict(controller=dict(type="str")))
+        controller = params["controller"]
         # Standard library only; not runpy: Ansible's collection loader answers for any path.
         spec = importlib.util.spec_from_file_location("edge_migrate_lock", os.path.join(MODULE_UTILS, "edge_lock.py"))
         edge_lock = importlib.util.module_from_spec(spec)
