@@ -34,6 +34,18 @@ options:
         destination to check its copy before the freeze (M(edge_restore) I(base_sha256)).
     type: bool
     default: false
+  push:
+    description:
+      - Start the copy of the checkpoint to another edge as soon as it is taken, in a process of
+        its own that this module leaves running (no background job of Ansible's to start, a
+        module call less), and return. Its keys are M(edge_sync)'s options except I(src)
+        (I(dest_host) and I(dest_dir) required; I(ssh_key), I(known_hosts), I(ssh_control_path),
+        I(compress_auto), I(progress_file)...), I(status_file), the file (in an existing
+        directory, written C(0600)) where the copy writes its end as a background job's status
+        file, with M(edge_sync)'s result, for M(edge_sync_progress) I(results_file), and
+        I(time_limit), the seconds after which the copy is ended and fails (0, the default, none).
+      - Not in check mode.
+    type: dict
 extends_documentation_fragment:
   - edge
   - edge.checkpoint
@@ -115,6 +127,18 @@ criu_dump:
   type: dict
   returned: success, not in check mode
   sample: {freezing_time: 0.0012, frozen_time: 0.9871, memdump_time: 0.4123, pages_written: 65536}
+push:
+  description: The copy started with I(push).
+  type: dict
+  returned: when I(push) is given, not in check mode
+  contains:
+    status_file:
+      description: Where the copy writes its end (M(edge_sync_progress) I(results_file)).
+      type: str
+    pid:
+      description: The copying process.
+      type: int
+  sample: {status_file: /var/lib/edge-migrate/openface-1/warmup.status, pid: 4242}
 started_at:
   description: Epoch time at which the dump began (the container is frozen from then on when not left running).
   type: float
@@ -126,10 +150,25 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.edge_docker import hold_restart_policy, inspect_container
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_images import list_files, make_private_dir, pages_checksums, remove_tree, tree_size
 from ansible.module_utils.edge_module import CHECKPOINT_ARGS, DOCKER_ARGS, docker_api, fail, take_checkpoint
+from ansible.module_utils.edge_push_job import PUSH_ARGS, start_push_job
+from ansible.module_utils.edge_transfer import SYNC_ARGS
+
+
+def push_parameters(module, push):
+    """I(push) checked against edge_sync's options (and status_file), with their defaults; None without it."""
+    if push is None:
+        return None
+    spec = dict(status_file=dict(type="path", required=True), time_limit=dict(type="int", default=0),
+                **PUSH_ARGS, **SYNC_ARGS)
+    checked = ArgumentSpecValidator(spec).validate(push)
+    if checked.error_messages:
+        module.fail_json(msg="push: %s" % "; ".join(checked.error_messages), cmd=None, rc=None, stderr="")
+    return checked.validated_parameters
 
 
 def main():
@@ -139,8 +178,10 @@ def main():
         checkpoint_name=dict(type="str", required=True),
         leave_running=dict(type="bool", default=True),
         pages_checksums=dict(type="bool", default=False),
+        push=dict(type="dict"),
         **CHECKPOINT_ARGS, **DOCKER_ARGS), supports_check_mode=True)
     params = module.params
+    copy = push_parameters(module, params["push"])
     path = os.path.join(params["checkpoint_dir"], params["checkpoint_name"])
     try:
         api = docker_api(module)
@@ -165,6 +206,15 @@ def main():
     except (EdgeError, OSError) as exc:
         fail(module, exc)
     extra = {"pages_sha256": pages_checksums(path)} if params["pages_checksums"] else {}
+    if copy:
+        try:
+            pid = start_push_job(copy["status_file"], path, copy, time_limit=copy["time_limit"],
+                                 whole_file=copy["whole_file"],
+                                 compress_auto=copy["compress_auto"], compress_threshold=copy["compress_threshold"],
+                                 progress_file=copy["progress_file"])
+        except (EdgeError, OSError) as exc:
+            fail(module, exc, path=path)
+        extra["push"] = dict(status_file=copy["status_file"], pid=pid)
     module.exit_json(changed=True, path=path, size_bytes=tree_size(path), files=len(list_files(path)), **extra,
                      duration_s=round(duration, 4), started_at=started_at, method=params["method"],
                      criu_dump=criu_dump, restart_policy=policy)

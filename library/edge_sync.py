@@ -110,48 +110,26 @@ cmd:
 """
 
 import os
-import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.edge_images import tree_size
 from ansible.module_utils.edge_module import fail, runner
-from ansible.module_utils.edge_progress import RSYNC_PROGRESS_ARGS, progress_runner
-from ansible.module_utils.edge_transfer import (
-    ITEMIZE_ARGS,
-    SYNC_ARGS,
-    TransferError,
-    compressed_ratio,
-    push,
-    push_options,
-)
+from ansible.module_utils.edge_push_job import PUSH_ARGS, push_tree
+from ansible.module_utils.edge_transfer import SYNC_ARGS, TransferError
 
 
 def main():
-    module = AnsibleModule(argument_spec=dict(src=dict(type="path", required=True),
-                                              whole_file=dict(type="bool", default=True),
-                                              compress_auto=dict(type="bool", default=False),
-                                              compress_threshold=dict(type="float", default=0.8),
-                                              progress_file=dict(type="path"), **SYNC_ARGS),
+    module = AnsibleModule(argument_spec=dict(src=dict(type="path", required=True), **PUSH_ARGS, **SYNC_ARGS),
                            supports_check_mode=False)
     params = module.params
     if not os.path.isdir(params["src"]):
         module.fail_json(msg="src %s is not a directory on this host" % params["src"], cmd=None, rc=None, stderr="")
-    begin = time.monotonic()
-    options, extra = push_options(params), {}
-    if params["compress_auto"]:
-        extra["sample_ratio"] = compressed_ratio(params["src"])
-        options["compress"] = extra["sample_ratio"] < params["compress_threshold"]
-    run, options["extra_args"] = runner(module), ITEMIZE_ARGS
-    if params["progress_file"]:
-        run = progress_runner(params["progress_file"], total_bytes=tree_size(params["src"]))
-        options["extra_args"] += RSYNC_PROGRESS_ARGS
     try:
-        stats = push(run, params["src"], params["dest_host"], params["dest_dir"],
-                     whole_file=params["whole_file"], **options)
+        result = push_tree(runner(module), params["src"], params, whole_file=params["whole_file"],
+                           compress_auto=params["compress_auto"], compress_threshold=params["compress_threshold"],
+                           progress_file=params["progress_file"])
     except TransferError as exc:
         fail(module, exc)
-    module.exit_json(changed=stats["items_changed"] > 0, duration_s=round(time.monotonic() - begin, 4),
-                     compressed=options["compress"], **extra, **stats)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

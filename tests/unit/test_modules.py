@@ -33,6 +33,11 @@ def test_unreachable_docker_is_a_clear_failure(run_module, name, args):
 
 @pytest.mark.parametrize("name,args,message", [
     ("edge_checkpoint", {"name": "web"}, "missing required arguments"),
+    ("edge_checkpoint", {"name": "web", "checkpoint_dir": "/w", "checkpoint_name": "base", "push": {"dest_dir": "/d"}},
+     "push: missing required arguments: dest_host, status_file"),
+    ("edge_checkpoint", {"name": "web", "checkpoint_dir": "/w", "checkpoint_name": "base",
+                         "push": {"dest_dir": "/d", "dest_host": "h", "status_file": "/w/s", "time_limit": "soon"}},
+     "push: "),
     ("edge_freeze", {"name": "web", "checkpoint_dir": "/w", "dest_host": "h", "dest_dir": "/d"},
      "mode is delta but all of the following are missing: base_dir, delta_dir"),
     ("edge_freeze", {"name": "web", "checkpoint_dir": "/w", "dest_host": "h", "dest_dir": "/d", "mode": "zip"},

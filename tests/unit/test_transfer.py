@@ -104,3 +104,50 @@ def test_a_shared_connection_is_ended_by_its_socket_and_none_is_left_alone(tmp_p
     assert argv[0] == "ssh" and argv[-3:] == ["-O", "exit", "root@10.0.0.2"]
     assert "ControlPath=%s" % socket in argv and "/k/id" in argv
     assert close_shared_connection(run, "10.0.0.2", control_path=None) == 0 and len(calls) == 1
+
+
+def test_a_push_job_runs_detached_and_writes_its_end_where_a_background_jobs_is_read(tmp_path, capfd):
+    """A real rsync over ssh to a port nobody listens on: the job starts, the caller gets its
+    pid at once and prints nothing, and the status file ends with rsync's failure."""
+    import json
+    import time
+
+    from ansible.module_utils.edge_async_job import wait_for_result
+    from ansible.module_utils.edge_push_job import start_push_job
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "core-1.img").write_bytes(b"x")
+    status = str(tmp_path / "push.status")
+    params = {"dest_host": "127.0.0.1", "dest_dir": "/nowhere", "dest_user": "root", "ssh_key": None,
+              "known_hosts": str(tmp_path / "known_hosts"), "ssh_port": 1, "timeout": 5, "compress": False,
+              "compress_choice": "zstd", "ssh_control_path": None}
+    begin = time.monotonic()
+    pid = start_push_job(status, str(tmp_path / "base"), params)
+    assert time.monotonic() - begin < 1 and pid != os.getpid()
+    assert oct(os.stat(status).st_mode & 0o777) == "0o600"
+    job = wait_for_result(status, 30)
+    assert job and job["failed"] and job["finished"] == 1 and "rsync" in job["cmd"], job
+    assert json.load(open(status)) == job
+    assert capfd.readouterr() == ("", "")
+
+
+def test_a_push_job_past_its_time_limit_is_ended_and_says_so(tmp_path):
+    """An SSH server that never answers (a socket that is listened on, never accepted): the
+    job's own time limit ends it, as async_wrapper's ended a background job."""
+    import socket
+
+    from ansible.module_utils.edge_async_job import wait_for_result
+    from ansible.module_utils.edge_push_job import start_push_job
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "core-1.img").write_bytes(b"x")
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    params = {"dest_host": "127.0.0.1", "dest_dir": "/nowhere", "dest_user": "root", "ssh_key": None,
+              "known_hosts": str(tmp_path / "known_hosts"), "ssh_port": silent.getsockname()[1], "timeout": 60,
+              "compress": False, "compress_choice": "zstd", "ssh_control_path": None}
+    try:
+        start_push_job(str(tmp_path / "push.status"), str(tmp_path / "base"), params, time_limit=1)
+        job = wait_for_result(str(tmp_path / "push.status"), 20)
+    finally:
+        silent.close()
+    assert job and job["failed"] and "took more than 1 s" in job["msg"], job
