@@ -10,7 +10,7 @@ description:
     I(wait) seconds with the transfer's progress. Repeated with C(until) on I(finished), each
     retry shows how far the transfer has come (the C(edge_story) callback prints it) instead of
     a silent wait, and the loop ends at most a tenth of a second after the transfer.
-  - Changes nothing. Once the job has ended, its result is returned as I(job) (no
+  - Changes nothing, unless asked to I(stop) the push. Once the job has ended, its result is returned as I(job) (no
     M(ansible.builtin.async_status) call is needed), and the module fails with the job's
     C(msg), C(cmd), C(rc) and C(stderr) when the job failed.
 options:
@@ -26,10 +26,18 @@ options:
     description: Seconds to watch the job before returning with its progress, when it has not ended.
     type: float
     default: 2
+  stop:
+    description:
+      - End the push now when it has not ended (a migration that stops before its warm-up copy is
+        done, so that nothing more arrives on the destination after its cleanup), instead of
+        watching it. Only a push started by M(edge_checkpoint) I(push), whose status file names
+        its process; the status file then says it failed, and this module does not fail.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
-    description: Reads only.
+    description: Reads only; with I(stop), says whether it would end the push.
   diff_mode:
     support: none
     description: Returns no diff.
@@ -84,6 +92,11 @@ progress:
       description: rsync has exited.
       type: bool
   sample: {bytes: 33554432, total_bytes: 268435456, percent: 12, rate: 2.34MB/s, time_left: "0:01:20", done: false}
+stopped:
+  description: With I(stop), the push had not ended and was ended (would be, in check mode).
+  type: bool
+  returned: when I(stop)
+  sample: true
 job:
   description: The background M(edge_sync)'s own result, once it has ended.
   type: dict
@@ -94,16 +107,31 @@ job:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_async_job import wait_for_result
 from ansible.module_utils.edge_progress import read_progress
+from ansible.module_utils.edge_push_job import stop_push_job
 
 SHOWN = ("bytes", "total_bytes", "percent", "rate", "time_left", "done")
 CHECK_EVERY = 0.1
+
+
+def stop(module):
+    results_file = module.params["results_file"]
+    if module.check_mode:
+        module.exit_json(changed=False, stopped=wait_for_result(results_file, 0, CHECK_EVERY) is None,
+                         finished=False, progress={})
+    stopped = stop_push_job(results_file)
+    job = wait_for_result(results_file, 0, CHECK_EVERY)
+    module.exit_json(changed=stopped, stopped=stopped, finished=job is not None, progress={},
+                     **({"job": job} if job is not None else {}))
 
 
 def main():
     module = AnsibleModule(argument_spec=dict(
         results_file=dict(type="path", required=True),
         progress_file=dict(type="path", required=True),
-        wait=dict(type="float", default=2)), supports_check_mode=True)
+        wait=dict(type="float", default=2),
+        stop=dict(type="bool", default=False)), supports_check_mode=True)
+    if module.params["stop"]:
+        stop(module)
     job = wait_for_result(module.params["results_file"], module.params["wait"], CHECK_EVERY)
     progress = read_progress(module.params["progress_file"]) or {}
     result = dict(changed=False, finished=job is not None,

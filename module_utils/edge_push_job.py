@@ -91,8 +91,8 @@ def run_push_job(results_file, src, params, time_limit=0, **push_args):
 def start_push_job(results_file, src, params, time_limit=0, **push_args):
     """Start the push in a process of its own (detached: a new session, no descriptor of the
     caller's, so that the module's SSH session ends without it) and return its pid once its
-    status file says it started. The status file is `results_file` (its directory must exist)."""
-    write_status(results_file, {"started": 1, "finished": 0, "results_file": results_file})
+    status file says it started, with that pid (stop_push_job ends it by it). The status file is
+    `results_file` (its directory must exist)."""
     ready_read, ready_write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the intermediate process, gone at once
@@ -103,6 +103,8 @@ def start_push_job(results_file, src, params, time_limit=0, **push_args):
                 devnull = os.open(os.devnull, os.O_RDWR)
                 for fd in (0, 1, 2):
                     os.dup2(devnull, fd)
+                write_status(results_file, {"started": 1, "finished": 0, "pid": os.getpid(),
+                                            "session": os.getsid(0), "results_file": results_file})
                 os.write(ready_write, str(os.getpid()).encode())
                 os.close(ready_write)
                 run_push_job(results_file, src, params, time_limit, **push_args)
@@ -116,3 +118,38 @@ def start_push_job(results_file, src, params, time_limit=0, **push_args):
     if not pid:
         raise TransferError("the push of %s could not be started in the background" % src)
     return int(pid)
+
+
+def stop_push_job(results_file, wait=5.0):
+    """End a push started by start_push_job that has not ended (its session's processes: the job
+    and the rsync and ssh it started) and mark its status file failed; False when it had ended already,
+    or its status file is missing or holds no pid of a session of its own (nothing is ended)."""
+    try:
+        with open(results_file) as handle:
+            status = json.load(handle)
+    except (OSError, ValueError):
+        return False
+    pid, session = status.get("pid"), status.get("session")
+    if status.get("finished") or not all(isinstance(n, int) and n > 1 for n in (pid, session)):
+        return False
+    try:
+        if os.getsid(pid) != session:  # the pid was reused: not the job
+            return False
+        os.killpg(session, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        try:
+            os.killpg(session, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    write_status(results_file, dict(failed=True, finished=1, stopped=True,
+                                    msg="the push was ended before it was done: the migration stopped"))
+    return True

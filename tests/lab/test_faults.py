@@ -143,11 +143,47 @@ def test_link_cut_during_warmup_transfer(lab, openface, slow_link):
     assert proc.returncode != 0
     report = latest_report(SERVICE)
     assert report["outcome"] == "failed", report  # nothing was frozen
-    # The copy's progress task reports its background job's end, failure included.
-    assert report["cause"].startswith("Warm-up | the checkpoint on its way") and "rsync from" in report["cause"]
+    # The copy's progress task reports its end, failure included, unless the layer's copy,
+    # which runs beside it over the same link, met the cut first.
+    transfers = ("Warm-up | the checkpoint on its way", "Disk | copy the service's layer")
+    assert report["cause"].startswith(transfers), report
+    assert "rsync from" in report["cause"], report
     subprocess.run(in_netns(lab["edge1"], *IPTABLES, "-D", *CUT[1:]), check=True)
     assert_intact(lab, "edge1", openface)
     record("link cut during warm-up transfer", proc, "on the source, untouched")
+
+
+def pushes_from(directory):
+    """The pids of the rsync processes whose command line names `directory` (the machine's
+    processes: the lab's edges share its pid namespace)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as handle:
+                argv = handle.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"rsync") and any(directory.encode() in arg for arg in argv):
+            found.append(int(pid))
+    return found
+
+
+def test_a_step_failing_beside_the_warmup_copy_ends_that_copy(lab, openface, slow_link):
+    """The warm-up copy (some 16 s at 100 Mbit/s) runs beside the next steps: one of them fails
+    (the after_warmup_checkpoint hook, at once) and the rollback ends the copy before the cleanup,
+    so that no push of the migration's memory images goes on once the playbook has ended."""
+    source_dir = lab["edge1"]["checkpoint_dir"]
+    fail = hook("import sys\nsys.exit('the after_warmup_checkpoint hook fails on purpose')\n")
+    proc = migrate(hooks={"after_warmup_checkpoint": fail})
+    assert proc.returncode != 0
+    report = latest_report(SERVICE)
+    assert report["outcome"] == "failed" and report["cause"].startswith("Hook | after the warm-up checkpoint"), report
+    assert "end the warm-up checkpoint's copy" in proc.stdout
+    assert pushes_from(source_dir) == [], "the warm-up copy went on after the migration ended"
+    assert_intact(lab, "edge1", openface)
+    time.sleep(2)  # what a push left running would have written meanwhile
+    assert memory_images_left(lab) == []
+    record("a step fails while the warm-up copy is on its way", proc, "on the source, untouched; the copy ended")
 
 
 def test_link_cut_during_freeze_transfer(lab, openface):

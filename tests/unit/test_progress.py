@@ -88,3 +88,20 @@ def test_a_progress_file_that_cannot_be_written_does_not_stop_the_copy(tmp_path)
     rc, _out, err = run(["rsync", "-a", "--info=progress2", str(src) + "/", str(tmp_path / "dst") + "/"])
     assert rc == 0, err
     assert (tmp_path / "dst" / "f").exists()
+
+
+def test_stop_ends_nothing_that_has_ended_and_does_not_fail_on_a_failed_push(run_module, tmp_path):
+    """stop on a push that ended (successfully or not) or never wrote its status: nothing is
+    ended, nothing changed, the watch does not fail (the rollback asks it whatever happened)."""
+    progress, results = tmp_path / "copy.progress", tmp_path / "warmup.status"
+    args = {"results_file": str(results), "progress_file": str(progress), "stop": True}
+    outcome, result = run_module("edge_sync_progress", args)
+    assert outcome == "exit" and (result["changed"], result["stopped"]) == (False, False)
+    results.write_text(json.dumps({"failed": True, "finished": 1, "msg": "rsync failed"}))
+    outcome, result = run_module("edge_sync_progress", args)
+    assert outcome == "exit" and (result["changed"], result["stopped"], result["finished"]) == (False, False, True)
+    assert result["job"]["msg"] == "rsync failed"
+    # A status without the process's session (a job of async_wrapper's): not this module's to end.
+    results.write_text(json.dumps({"started": 1, "finished": 0, "pid": os.getpid()}))
+    outcome, result = run_module("edge_sync_progress", args)
+    assert outcome == "exit" and (result["stopped"], result["finished"]) == (False, False)

@@ -133,10 +133,64 @@ def test_a_push_job_runs_detached_and_writes_its_end_where_a_background_jobs_is_
 def test_a_push_job_past_its_time_limit_is_ended_and_says_so(tmp_path):
     """An SSH server that never answers (a socket that is listened on, never accepted): the
     job's own time limit ends it, as async_wrapper's ended a background job."""
-    import socket
-
     from ansible.module_utils.edge_async_job import wait_for_result
     from ansible.module_utils.edge_push_job import start_push_job
+    silent, params = silent_ssh_server(tmp_path)
+    try:
+        start_push_job(str(tmp_path / "push.status"), str(tmp_path / "base"), params, time_limit=1)
+        job = wait_for_result(str(tmp_path / "push.status"), 20)
+    finally:
+        silent.close()
+    assert job and job["failed"] and "took more than 1 s" in job["msg"], job
+
+
+def test_a_push_job_that_still_runs_is_ended_by_its_pid_with_what_it_started(tmp_path):
+    """An SSH server that never answers keeps the job and its ssh waiting: stop_push_job ends
+    the job's whole session (no ssh left behind), marks its status file failed, and a second
+    stop, or a stop of a job that ended, ends nothing."""
+    import json
+    import time
+
+    from ansible.module_utils.edge_push_job import start_push_job, stop_push_job
+    status = str(tmp_path / "push.status")
+    silent, params = silent_ssh_server(tmp_path)
+    try:
+        pid = start_push_job(status, str(tmp_path / "base"), params)
+        started = json.load(open(status))
+        assert started["pid"] == pid
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not session_members(started["session"]) - {pid}:
+            time.sleep(0.05)
+        assert session_members(started["session"]) - {pid}, "the job started no rsync"
+        assert stop_push_job(status) is True
+        assert session_members(started["session"]) == set()
+        ended = json.load(open(status))
+        assert ended["failed"] and ended["finished"] == 1 and ended["stopped"], ended
+        assert stop_push_job(status) is False
+    finally:
+        silent.close()
+    assert stop_push_job(str(tmp_path / "missing.status")) is False
+
+
+def session_members(sid):
+    """The pids of the live (not zombie) processes of session `sid`."""
+    members = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z" and int(fields[3]) == sid:
+                members.add(int(entry))
+    return members
+
+
+def silent_ssh_server(tmp_path):
+    """A socket listened on and never accepted (an SSH server that never answers), and push
+    parameters aimed at it; a checkpoint directory `base` with one file in tmp_path."""
+    import socket
     (tmp_path / "base").mkdir()
     (tmp_path / "base" / "core-1.img").write_bytes(b"x")
     silent = socket.socket()
@@ -145,9 +199,4 @@ def test_a_push_job_past_its_time_limit_is_ended_and_says_so(tmp_path):
     params = {"dest_host": "127.0.0.1", "dest_dir": "/nowhere", "dest_user": "root", "ssh_key": None,
               "known_hosts": str(tmp_path / "known_hosts"), "ssh_port": silent.getsockname()[1], "timeout": 60,
               "compress": False, "compress_choice": "zstd", "ssh_control_path": None}
-    try:
-        start_push_job(str(tmp_path / "push.status"), str(tmp_path / "base"), params, time_limit=1)
-        job = wait_for_result(str(tmp_path / "push.status"), 20)
-    finally:
-        silent.close()
-    assert job and job["failed"] and "took more than 1 s" in job["msg"], job
+    return silent, params
