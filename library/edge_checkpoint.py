@@ -208,10 +208,7 @@ def main():
     extra = {"pages_sha256": pages_checksums(path)} if params["pages_checksums"] else {}
     if copy:
         try:
-            pid = start_push_job(copy["status_file"], path, copy, time_limit=copy["time_limit"],
-                                 whole_file=copy["whole_file"],
-                                 compress_auto=copy["compress_auto"], compress_threshold=copy["compress_threshold"],
-                                 progress_file=copy["progress_file"])
+            pid = start_push_job(copy["status_file"], path, copy, time_limit=copy["time_limit"])
         except (EdgeError, OSError) as exc:
             fail(module, exc, path=path)
         extra["push"] = dict(status_file=copy["status_file"], pid=pid)

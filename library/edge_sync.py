@@ -113,7 +113,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_module import fail, runner
-from ansible.module_utils.edge_push_job import PUSH_ARGS, push_tree
+from ansible.module_utils.edge_push_job import PUSH_ARGS, push_directory
 from ansible.module_utils.edge_transfer import SYNC_ARGS, TransferError
 
 
@@ -124,9 +124,7 @@ def main():
     if not os.path.isdir(params["src"]):
         module.fail_json(msg="src %s is not a directory on this host" % params["src"], cmd=None, rc=None, stderr="")
     try:
-        result = push_tree(runner(module), params["src"], params, whole_file=params["whole_file"],
-                           compress_auto=params["compress_auto"], compress_threshold=params["compress_threshold"],
-                           progress_file=params["progress_file"])
+        result = push_directory(runner(module), params["src"], params)
     except TransferError as exc:
         fail(module, exc)
     module.exit_json(**result)

@@ -23,20 +23,20 @@ PUSH_ARGS = dict(
 )
 
 
-def push_tree(run, src, params, whole_file=True, compress_auto=False, compress_threshold=0.8, progress_file=None):
-    """edge_sync's result for a push of `src` with the transfer options of `params` (SYNC_ARGS):
-    changed, duration_s, compressed (sample_ratio when compress_auto), and push()'s figures.
-    TransferError when the push fails."""
+def push_directory(run, src, params):
+    """edge_sync's result for a push of `src` with the options of `params` (SYNC_ARGS and
+    PUSH_ARGS): changed, duration_s, compressed (sample_ratio when compress_auto), and push()'s
+    figures. TransferError when the push fails."""
     begin = time.monotonic()
     options, extra = push_options(params), {}
-    if compress_auto:
+    if params["compress_auto"]:
         extra["sample_ratio"] = compressed_ratio(src)
-        options["compress"] = extra["sample_ratio"] < compress_threshold
+        options["compress"] = extra["sample_ratio"] < params["compress_threshold"]
     options["extra_args"] = ITEMIZE_ARGS
-    if progress_file:
-        run = progress_runner(progress_file, total_bytes=tree_size(src))
+    if params["progress_file"]:
+        run = progress_runner(params["progress_file"], total_bytes=tree_size(src))
         options["extra_args"] += RSYNC_PROGRESS_ARGS
-    stats = push(run, src, params["dest_host"], params["dest_dir"], whole_file=whole_file, **options)
+    stats = push(run, src, params["dest_host"], params["dest_dir"], whole_file=params["whole_file"], **options)
     return dict(changed=stats["items_changed"] > 0, duration_s=round(time.monotonic() - begin, 4),
                 compressed=options["compress"], **extra, **stats)
 
@@ -63,7 +63,7 @@ def _over_time(_signum, _frame):
     raise TimeLimit()
 
 
-def run_push_job(results_file, src, params, time_limit=0, **push_args):
+def run_push_job(results_file, src, params, time_limit=0):
     """The job's body: the push, then its result (or its failure) in the status file. Past
     time_limit seconds (0: none) the push and what it started (rsync, ssh) are ended, as
     async_wrapper ends a background job past its time."""
@@ -71,7 +71,7 @@ def run_push_job(results_file, src, params, time_limit=0, **push_args):
     signal.alarm(max(0, int(time_limit)))
     over_time = False
     try:
-        status = push_tree(_run, src, params, **push_args)
+        status = push_directory(_run, src, params)
     except TimeLimit:
         over_time = True
         status = dict(failed=True, msg="the push of %s to %s took more than %d s"
@@ -88,7 +88,7 @@ def run_push_job(results_file, src, params, time_limit=0, **push_args):
         os.killpg(os.getpgrp(), signal.SIGTERM)
 
 
-def start_push_job(results_file, src, params, time_limit=0, **push_args):
+def start_push_job(results_file, src, params, time_limit=0):
     """Start the push in a process of its own (detached: a new session, no descriptor of the
     caller's, so that the module's SSH session ends without it) and return its pid once its
     status file says it started, with that pid (stop_push_job ends it by it). The status file is
@@ -107,7 +107,7 @@ def start_push_job(results_file, src, params, time_limit=0, **push_args):
                                             "session": os.getsid(0), "results_file": results_file})
                 os.write(ready_write, str(os.getpid()).encode())
                 os.close(ready_write)
-                run_push_job(results_file, src, params, time_limit, **push_args)
+                run_push_job(results_file, src, params, time_limit)
             os._exit(0)
         except BaseException:
             os._exit(1)

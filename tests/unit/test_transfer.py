@@ -119,7 +119,8 @@ def test_a_push_job_runs_detached_and_writes_its_end_where_a_background_jobs_is_
     status = str(tmp_path / "push.status")
     params = {"dest_host": "127.0.0.1", "dest_dir": "/nowhere", "dest_user": "root", "ssh_key": None,
               "known_hosts": str(tmp_path / "known_hosts"), "ssh_port": 1, "timeout": 5, "compress": False,
-              "compress_choice": "zstd", "ssh_control_path": None}
+              "compress_choice": "zstd", "ssh_control_path": None,
+              "whole_file": True, "compress_auto": False, "compress_threshold": 0.8, "progress_file": None}
     begin = time.monotonic()
     pid = start_push_job(status, str(tmp_path / "base"), params)
     assert time.monotonic() - begin < 1 and pid != os.getpid()
@@ -198,5 +199,6 @@ def silent_ssh_server(tmp_path):
     silent.listen(8)
     params = {"dest_host": "127.0.0.1", "dest_dir": "/nowhere", "dest_user": "root", "ssh_key": None,
               "known_hosts": str(tmp_path / "known_hosts"), "ssh_port": silent.getsockname()[1], "timeout": 60,
-              "compress": False, "compress_choice": "zstd", "ssh_control_path": None}
+              "compress": False, "compress_choice": "zstd", "ssh_control_path": None,
+              "whole_file": True, "compress_auto": False, "compress_threshold": 0.8, "progress_file": None}
     return silent, params
