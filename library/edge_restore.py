@@ -294,6 +294,7 @@ from ansible.module_utils.edge_docker import (
     pull,
     remove,
     rename,
+    restore_work_dir,
     set_restart_policy,
     start_from_checkpoint,
     still_running,
@@ -434,10 +435,10 @@ def start(module, api, phases, result):
     if "lazy-pages" in result.get("criu_options", []):
         settle_lazy_pages(api, runner(module), inspect, checkpoint_path, params, phases, result)
     if checkpoint_path:
-        result["criu_restore"] = criu_stats(checkpoint_path + ".work", "stats-restore").get("restore", {})
+        result["criu_restore"] = criu_stats(restore_work_dir(checkpoint_path), "stats-restore").get("restore", {})
         # Memory images are not kept once restored.
         shutil.rmtree(checkpoint_path, ignore_errors=True)
-        shutil.rmtree(checkpoint_path + ".work", ignore_errors=True)
+        shutil.rmtree(restore_work_dir(checkpoint_path), ignore_errors=True)
     result["method"] = "runtime" if inspect["HostConfig"].get("Runtime") == MIGRATION_RUNTIME else "docker"
     still_running(api, inspect["Id"], params["settle"])
     result["from_checkpoint"] = bool(checkpoint_path)
@@ -494,7 +495,7 @@ LAZY_PAGES_PID = "lazy-pages.pid"
 def clear_lazy_pages(checkpoint_path):
     for name in (LAZY_PAGES_RC, LAZY_PAGES_LOG, LAZY_PAGES_PID):
         try:
-            os.unlink(os.path.join(checkpoint_path + ".work", name))
+            os.unlink(os.path.join(restore_work_dir(checkpoint_path), name))
         except FileNotFoundError:
             pass
 
@@ -502,7 +503,7 @@ def clear_lazy_pages(checkpoint_path):
 def stop_lazy_pages(checkpoint_path):
     """Stop a lazy-pages daemon that no restore will connect to (it would keep the images open)."""
     try:
-        with open(os.path.join(checkpoint_path + ".work", LAZY_PAGES_PID)) as handle:
+        with open(os.path.join(restore_work_dir(checkpoint_path), LAZY_PAGES_PID)) as handle:
             pid = int(handle.read().strip())
         with open("/proc/%d/cmdline" % pid, "rb") as handle:
             if b"lazy-pages" not in handle.read():
@@ -530,7 +531,7 @@ def settle_lazy_pages(api, run, inspect, checkpoint_path, params, phases, result
     """Wait until the lazy-pages daemon has handed every page over. If it failed (or is
     still at it after wait_timeout), pages the service has not touched yet would read as
     zeros: stop it and restore it again from the same images, this time in one go."""
-    work_dir = checkpoint_path + ".work"
+    work_dir = restore_work_dir(checkpoint_path)
     if not os.path.exists(os.path.join(work_dir, LAZY_PAGES_PID)):
         # The runtime started no daemon (a wrapper from before lazy restores): runc was not
         # asked for lazy pages and CRIU restored every page itself.
@@ -588,8 +589,8 @@ def restore_in_replacement(module, api, old, checkpoint_path, phases, result, la
 
 def with_criu_reason(exc, checkpoint_path):
     """The engine's error with CRIU's own first error lines (the runtime keeps its restore log
-    next to the images; the engine's copy of the log is gone with its task directory)."""
-    reason = criu_errors(os.path.join(checkpoint_path + ".work", "restore.log")) if checkpoint_path else ""
+    in the restore's work directory; the engine's copy is gone with its task directory)."""
+    reason = criu_errors(os.path.join(restore_work_dir(checkpoint_path), "restore.log")) if checkpoint_path else ""
     if not reason:
         return exc
     return DockerError("%s; CRIU: %s" % (exc.msg, reason), cmd=exc.cmd, rc=exc.rc, stderr=exc.stderr)
@@ -651,7 +652,7 @@ def trial(module, api, phases, result):
         result["trial"] = "restored"
     finally:
         remove(api, name)
-        shutil.rmtree(checkpoint_path + ".work", ignore_errors=True)
+        shutil.rmtree(restore_work_dir(checkpoint_path), ignore_errors=True)
 
 
 def main():
@@ -706,6 +707,9 @@ def main():
             exc = EdgeError("restore of %s failed: %s" % (params["name"], exc))
         if result.get("claimed"):
             claim.record(params["claim_file"], claim.FAILED, str(exc))
+        if params["checkpoint_path"] and params["state"] == "started":
+            # CRIU's log was read into the error; a later restore of these images makes its own.
+            shutil.rmtree(restore_work_dir(params["checkpoint_path"]), ignore_errors=True)
         fail(module, exc, **result)
     if result.get("claimed"):
         claim.record(params["claim_file"], claim.RESTORED)

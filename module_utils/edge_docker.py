@@ -1,15 +1,18 @@
 """Docker Engine access for the migration modules: container configuration, checkpoint,
 create-from-configuration and restore, through the Docker SDK's low-level API client."""
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 import sys
+import tempfile
 import time
 import warnings
 
 from ansible.module_utils.edge_criu_options import write_restore_conf
-from ansible.module_utils.edge_engine_names import IMAGES_MARKER, MIGRATION_RUNTIME
+from ansible.module_utils.edge_engine_names import IMAGES_MARKER, MIGRATION_RUNTIME, WORK_MARKER
 from ansible.module_utils.edge_errors import EdgeError
 
 
@@ -418,12 +421,41 @@ def place_checkpoint(images_dir, root_dir, container_id, checkpoint_id, criu_opt
 
 def place_images_marker(images_dir, root_dir, container_id, checkpoint_id, criu_options=()):
     """A checkpoint holding only the path of the images, for the edge-migrate runtime: the
-    engine's copy through containerd is then nearly free and CRIU reads images_dir itself."""
+    engine's copy through containerd is then nearly free and CRIU reads images_dir itself.
+    Beside it, the path of CRIU's work directory for this restore (restore_work_dir)."""
+    work_dir = private_work_dir(restore_work_dir(images_dir))
     target = _fresh_checkpoint_dir(root_dir, container_id, checkpoint_id)
     with open(os.path.join(target, IMAGES_MARKER), "w") as handle:
         handle.write(os.path.abspath(images_dir))
+    with open(os.path.join(target, WORK_MARKER), "w") as handle:
+        handle.write(work_dir)
     write_restore_conf(target, criu_options)
     return target
+
+
+def restore_work_dir(images_dir):
+    """Where CRIU works while the edge-migrate runtime restores images_dir (its log, its
+    statistics, the lazy-pages daemon's socket, pid and exit code): a directory of the system's
+    temporary directory named after images_dir. Not beside the images: other edges may write in
+    the migration's directory, where a symlink named as CRIU's log has a root CRIU write through
+    it, and a planted exit code would be read as the daemon's."""
+    digest = hashlib.sha256(os.path.abspath(images_dir).encode()).hexdigest()[:24]
+    return os.path.join(tempfile.gettempdir(), "edge-migrate-restore-" + digest)
+
+
+def private_work_dir(path):
+    """path as a directory only this user may write to: created 0700, or an earlier one of
+    ours (a real directory, ours, 0700), else refused."""
+    try:
+        os.mkdir(path, 0o700)
+        return path
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise EdgeError("%s is not a private directory of this user (a symlink, another user's, or open to "
+                        "others): refused as CRIU's work directory" % path, cmd="stat %s" % path)
+    return path
 
 
 def _fresh_checkpoint_dir(root_dir, container_id, checkpoint_id):

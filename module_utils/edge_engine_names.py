@@ -6,3 +6,5 @@ DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
 # marker file naming them inside an otherwise empty checkpoint.
 MIGRATION_RUNTIME = "edge-migrate"
 IMAGES_MARKER = "edge-migrate-images"
+# Beside it, the directory where CRIU works during that restore (see edge_docker.restore_work_dir).
+WORK_MARKER = "edge-migrate-work"

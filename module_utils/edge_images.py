@@ -89,12 +89,12 @@ def encode(run, base_dir, target_dir, delta_dir, min_delta_size=65536, workers=N
            page_delta=True, base_checksums=None):
     """Write into delta_dir what turns base_dir into target_dir and a manifest with every
     target file's size and sha256: a page delta for each memory pages file whose pagemap both
-    dumps have (page_delta), an xdelta3 patch for other large files found in both, other files
-    whole. `run(argv)` returns (rc, stdout, stderr). level=None and sized_window=False give
-    xdelta3's defaults (as the reference prototype ran it). base_checksums ({pages file:
-    sha256} of base_dir, from pages_checksums at warm-up) go into the manifest, so that a
-    destination which checked its copy of the base before the freeze need not check the
-    rebuilt pages files in it."""
+    dumps have (page_delta), an xdelta3 patch for other large files found in both (nothing when
+    a file's bytes are the same in both), other files whole. `run(argv)` returns (rc, stdout,
+    stderr). level=None and sized_window=False give xdelta3's defaults (as the reference
+    prototype ran it). base_checksums ({pages file: sha256} of base_dir, from pages_checksums
+    at warm-up) go into the manifest, so that a destination which checked its copy of the base
+    before the freeze need not check the rebuilt pages files in it."""
     make_private_dir(delta_dir)
     names = list_files(target_dir)
     paged = _paired_pages(base_dir, target_dir) if page_delta else {}
@@ -117,8 +117,15 @@ def encode(run, base_dir, target_dir, delta_dir, min_delta_size=65536, workers=N
 
     def xdelta(name):
         target, base = os.path.join(target_dir, name), os.path.join(base_dir, name)
+        if _same_bytes(target, base):
+            # A tmpfs nothing wrote to since the warm-up (its tar, tens of MB in a /dev/shm):
+            # xdelta3 would take 0.3 s to find that out on each host.
+            return dict(encoding="same", payload=0)
         out = os.path.join(delta_dir, name + DELTA_SUFFIX)
-        argv = ["xdelta3", "-e", "-f"]
+        # -D: CRIU writes a tmpfs's files as a gzip'd tar (tmpfs-dev-*.tar.gz.img); xdelta3 would
+        # otherwise gunzip it to encode and gzip it again to decode, with the destination's gzip:
+        # seconds inside the frozen window for a large /dev/shm, and bytes that need not be the source's.
+        argv = ["xdelta3", "-e", "-f", "-D"]
         if level is not None:
             argv.append("-%d" % level)
         if sized_window:
@@ -175,7 +182,7 @@ def _paired_pages(base_dir, target_dir):
     return paired
 
 
-ENCODINGS = ("pages", "vcdiff", "whole")
+ENCODINGS = ("pages", "vcdiff", "same", "whole")
 SHA256_HEX = frozenset("0123456789abcdef")
 
 
@@ -280,10 +287,13 @@ def decode(run, base_dir, delta_dir, out_dir, workers=None, verified_base=None):
                 raise ImageSetError("could not rebuild %s from its page delta: %s" % (name, exc)) from exc
         elif entry["encoding"] == "vcdiff":
             os.close(_create(out))
-            argv = ["xdelta3", "-d", "-f", "-s", inside(base_dir, name), inside(delta_dir, name + DELTA_SUFFIX), out]
+            argv = ["xdelta3", "-d", "-f", "-D", "-R", "-s", inside(base_dir, name),
+                    inside(delta_dir, name + DELTA_SUFFIX), out]
             rc, _out, err = run(argv)
             if rc != 0:
                 raise ImageSetError("xdelta3 could not rebuild %s" % name, cmd=" ".join(argv), rc=rc, stderr=err)
+        elif entry["encoding"] == "same":
+            _copy(inside(base_dir, name), out)
         else:
             _copy(inside(delta_dir, name), out)
         if checked_base:
@@ -301,6 +311,19 @@ def decode(run, base_dir, delta_dir, out_dir, workers=None, verified_base=None):
         total = sum(pool.map(one, ordered))
     check_received(out_dir)
     return {"files": len(manifest["files"]), "bytes": total}
+
+
+def _same_bytes(one, other):
+    """Whether two files hold the same bytes."""
+    if os.path.getsize(one) != os.path.getsize(other):
+        return False
+    with open(one, "rb") as first, open(other, "rb") as second:
+        while True:
+            chunk = first.read(HASH_CHUNK)
+            if chunk != second.read(HASH_CHUNK):
+                return False
+            if not chunk:
+                return True
 
 
 def _copy(src, dest):

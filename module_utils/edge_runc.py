@@ -7,12 +7,13 @@ pointed at dockerd's state directory dumps straight into the migration's directo
 dockerd still owns the container and sees it exit (137) as after any kill."""
 
 import os
-import shutil
+import tempfile
 
 from ansible.module_utils.edge_criu_options import criu_errors, write_dump_conf
 from ansible.module_utils.edge_criu_stats import read as criu_stats
 from ansible.module_utils.edge_errors import EdgeError
 from ansible.module_utils.edge_freezer import cgroup_paths, freeze
+from ansible.module_utils.edge_tmpfs_tar import dump_path as tmpfs_tar_path
 
 DEFAULT_EXEC_ROOT = "/run/docker"
 RUNC_NAMESPACE = "moby"
@@ -41,22 +42,31 @@ def checkpoint(run, exec_root, inspect, image_dir, leave_running, file_locks=Fal
         raise EdgeError("runc has no state for container %s under %s/runtime-*/%s: is docker_exec_root dockerd's "
                         "--exec-root?" % (inspect["Id"][:12], exec_root, RUNC_NAMESPACE),
                         cmd="ls %s/runtime-*/%s/%s" % (exec_root, RUNC_NAMESPACE, inspect["Id"]))
-    work_dir = image_dir.rstrip("/") + ".work"
     os.makedirs(image_dir, mode=0o700)
-    os.makedirs(work_dir, mode=0o700, exist_ok=True)
-    argv = ["runc", "--root", root, "checkpoint", "--image-path", image_dir, "--work-path", work_dir]
-    if leave_running:
-        argv.append("--leave-running")
-    if file_locks:
-        argv.append("--file-locks")
-    argv.append(inspect["Id"])
-    env = {"CRIU_CONFIG_FILE": write_dump_conf(work_dir, ghost_limit)} if ghost_limit else None
-    frozen = None if leave_running else _freeze_quietly(os.path.join(root, inspect["Id"]))
+    # CRIU's work directory (its log, its statistics, the dump's own configuration and tar) is a
+    # fresh private one of the system's temporary directory: other edges may write under the
+    # migration's directory, and CRIU, running as root, follows a symlink planted there.
+    with tempfile.TemporaryDirectory(prefix="edge-migrate-dump-") as work_dir:
+        argv = ["runc", "--root", root, "checkpoint", "--image-path", image_dir, "--work-path", work_dir]
+        if leave_running:
+            argv.append("--leave-running")
+        if file_locks:
+            argv.append("--file-locks")
+        argv.append(inspect["Id"])
+        env = {"CRIU_CONFIG_FILE": write_dump_conf(work_dir, ghost_limit)} if ghost_limit else {}
+        path = tmpfs_tar_path(os.path.join(work_dir, "bin"))
+        if path:
+            env["PATH"] = path
+        return _dump(run, argv, env, work_dir, inspect["Id"], ghost_limit,
+                     None if leave_running else _freeze_quietly(os.path.join(root, inspect["Id"])))
+
+
+def _dump(run, argv, env, work_dir, container_id, ghost_limit, frozen):
     try:
-        rc, _out, err = run(argv, env) if env else run(argv)
+        rc, _out, err = run(argv, env or None)
         if rc != 0:
             log = _log_tail(os.path.join(work_dir, "dump.log"))
-            raise EdgeError("runc checkpoint of %s failed: %s%s" % (inspect["Id"][:12], _last_line(err), log),
+            raise EdgeError("runc checkpoint of %s failed: %s%s" % (container_id[:12], _last_line(err), log),
                             cmd=" ".join(argv), rc=rc, stderr=err)
         # CRIU writes its statistics to the work directory, not among the images.
         stats = criu_stats(work_dir, "stats-dump").get("dump", {})
@@ -71,8 +81,6 @@ def checkpoint(run, exec_root, inspect, image_dir, leave_running, file_locks=Fal
         if frozen:
             frozen.thaw()
         raise
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)
 
 
 def _freeze_quietly(runc_state_dir):

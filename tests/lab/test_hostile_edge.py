@@ -214,3 +214,44 @@ def test_a_hostile_delta_is_refused_before_the_restore_and_the_service_rolls_bac
     assert counter(api, service) > before
     # nothing of this migration is left on either host (other tests' migrations may be under way)
     assert [left for left in memory_images_left(lab) if service in left] == []
+
+
+def plant_symlinks(lab, name, src, dest, directory, names, canary):
+    """Python for a hook: `src`, as a hostile edge, pushes into `dest`'s directory of the
+    migration a `directory/` holding symlinks with the given names, all pointing at canary."""
+    return (
+        "work = sorted(glob.glob(%(work)r + '/%(name)s-*'), key=os.path.getmtime)[-1]\n"
+        "src = tempfile.mkdtemp()\n"
+        "for planted in %(names)r:\n"
+        "    os.symlink(%(canary)r, os.path.join(src, planted))\n"
+        "rsync = %(rsync)r + ['--rsync-path=edge-migrate-receive --mkdir %%s/%(directory)s' %% work,\n"
+        "                     src + '/', 'root@%(address)s:%%s/%(directory)s/' %% work]\n"
+        "subprocess.run(rsync, check=True)\n"
+        % {"work": lab[dest]["checkpoint_dir"], "name": name, "canary": canary, "address": lab[dest]["address"],
+           "names": names, "directory": directory,
+           "rsync": ["nsenter", "--net=/run/netns/%s" % lab[src]["netns"], "rsync", "-a", "-e", rsh(lab[src])]})
+
+
+def test_symlinks_planted_where_criu_works_are_not_written_through(lab, service, tmp_path):
+    """Before the freeze, edge2 plants in edge1's directory of the migration, and edge1 in
+    edge2's, a `final.work/` of symlinks named as CRIU's files (its logs, statistics, the dump's
+    configuration, the lazy-pages daemon's exit code), pointing at a file of the host: where
+    the final dump and the restore had CRIU's work directory, a root CRIU wrote through them."""
+    canaries = {host: str(tmp_path / ("canary-" + host)) for host in ("edge1", "edge2")}
+    for canary in canaries.values():
+        with open(canary, "w") as handle:
+            handle.write("intact\n")
+    plant = hook("import glob, os, subprocess, tempfile\n"
+                 + plant_symlinks(lab, service, "edge2", "edge1", "final.work",
+                                  ["dump.log", "stats-dump", "criu-dump.conf"], canaries["edge1"])
+                 + plant_symlinks(lab, service, "edge1", "edge2", "final.work",
+                                  ["restore.log", "stats-restore", "lazy-pages.rc"], canaries["edge2"]))
+    api = engine(lab["edge1"])
+    before = counter(api, service)
+    playbook("migrate.yml", "-e", "service=%s" % service, "-e", "destination=edge2", "-e",
+             json.dumps({"migration_hooks": {"before_freeze": plant}}))
+    for canary in canaries.values():
+        with open(canary, "rb") as handle:
+            assert handle.read() == b"intact\n", canary
+    assert running_on(lab, service) == ["edge2"]
+    assert counter(engine(lab["edge2"]), service) > before

@@ -223,6 +223,29 @@ def test_read_only_root_with_tmpfs_and_private_ipc_are_kept(lab):
         remove_everywhere(lab, name)
 
 
+def test_tens_of_megabytes_in_dev_shm_move_intact(lab):
+    """`docker run --shm-size 128m` with 24 MB of random data written to /dev/shm at the start
+    and a counter kept there too. CRIU keeps a tmpfs as a tar; one this large is archived
+    uncompressed and its delta taken on the archive's own bytes: the files must come out the
+    same on the destination, the one that changed after the warm-up included."""
+    name = "bigshm"
+    source = start_counter(lab, name, shm_size="128m", script=(
+        "head -c 24000000 /dev/urandom > /dev/shm/blob; sha256sum /dev/shm/blob > /tmp/blob.sum; "
+        "i=0; while true; do i=$((i+1)); echo $i > /dev/shm/n; sleep 0.1; done"))
+    try:
+        time.sleep(2)
+        blob = exec_output(source, name, ["cat", "/tmp/blob.sum"])
+        assert blob.endswith("/dev/shm/blob"), blob
+        before = read_file(source, name, "/dev/shm/n")
+        migrate(name)
+        assert running_on(lab, name) == ["edge2"]
+        moved = engine(lab["edge2"])
+        assert exec_output(moved, name, ["sha256sum", "/dev/shm/blob"]) == blob
+        assert read_file(moved, name, "/dev/shm/n") > before
+    finally:
+        remove_everywhere(lab, name)
+
+
 def test_a_large_file_held_open_after_its_deletion_moves_with_the_service(lab):
     """A temporary file unlinked while in use (Python's TemporaryFile, nginx's request bodies):
     CRIU dumps its content as a ghost file, and refused one over 1 MiB ("Can't dump ghost

@@ -87,8 +87,9 @@ class Runc:
     def __init__(self, state_file, rc):
         self.state_file, self.rc, self.seen = state_file, rc, []
 
-    def __call__(self, argv):
+    def __call__(self, argv, env=None):
         self.seen.append((argv, open(self.state_file).read()))
+        self.env = env
         return self.rc, "", "criu failed: type NOTIFY errno 0\n" if self.rc else ""
 
 
@@ -112,6 +113,13 @@ def test_a_dump_that_leaves_the_service_running_is_not_frozen_first(tmp_path):
     runc = Runc(os.path.join(paths["freezer"], "freezer.state"), rc=0)
     stats = edge_runc.checkpoint(runc, str(exec_root), {"Id": "cid"}, str(tmp_path / "warm"), leave_running=True)
     assert runc.seen[0][1].strip() == "THAWED" and "prefrozen_s" not in stats
+    # CRIU's work directory is a private one outside the migration's directory (other edges
+    # write there), gone with the dump; CRIU finds the dump's own tar there first.
+    argv = runc.seen[0][0]
+    work = argv[argv.index("--work-path") + 1]
+    assert not work.startswith(str(tmp_path)) and not os.path.exists(work)
+    assert runc.env["PATH"].split(os.pathsep)[0] == os.path.join(work, "bin")
+    assert not os.path.exists(str(tmp_path / "warm.work"))
 
 
 def test_cgroup_paths_keeps_string_entries_only(tmp_path):
@@ -125,15 +133,15 @@ def test_a_dump_with_a_ghost_limit_names_its_configuration_to_criu_and_reports_i
     seen = []
 
     def runc(argv, env=None):
-        conf = (env or {}).get("CRIU_CONFIG_FILE")
+        conf = env.get("CRIU_CONFIG_FILE")
         seen.append((conf, open(conf).read() if conf else None, oct(os.stat(conf).st_mode & 0o777) if conf else None))
         return 0, "", ""
 
     stats = edge_runc.checkpoint(runc, str(exec_root), {"Id": "cid"}, str(tmp_path / "warm"), leave_running=True,
                                  ghost_limit=80 << 20)
     assert seen[0][1:] == ("ghost-limit %d\n" % (80 << 20), "0o600") and stats["ghost_limit"] == 80 << 20
-    assert seen[0][0].startswith(str(tmp_path / "warm.work")) and not os.path.exists(seen[0][0])
-    # Without one, runc is called as before: CRIU reads runc's configuration alone.
+    assert not seen[0][0].startswith(str(tmp_path)) and not os.path.exists(seen[0][0])
+    # Without one, CRIU reads runc's configuration alone.
     runc_plain = Runc(os.path.join(paths["freezer"], "freezer.state"), rc=0)
     stats = edge_runc.checkpoint(runc_plain, str(exec_root), {"Id": "cid"}, str(tmp_path / "warm2"), leave_running=True)
-    assert "ghost_limit" not in stats
+    assert "ghost_limit" not in stats and "CRIU_CONFIG_FILE" not in runc_plain.env

@@ -87,3 +87,33 @@ def test_source_window_covers_the_file():
 def test_manifest_is_written(dumps):
     encode(run, str(dumps / "base"), str(dumps / "final"), str(dumps / "delta"))
     assert (dumps / "delta" / MANIFEST).exists()
+
+
+def test_a_gzipped_image_is_rebuilt_from_its_own_bytes_not_recompressed(tmp_path):
+    """CRIU keeps a tmpfs as a gzip'd tar; its delta must not go through this host's gzip,
+    whose output for the same files need not be the bytes the source wrote."""
+    import gzip
+    files = bytearray(os.urandom(1 << 20) + bytes(2 << 20))
+    write(str(tmp_path / "base/tmpfs-dev-64.tar.gz.img"), gzip.compress(bytes(files), compresslevel=1, mtime=0))
+    files[-10:] = b"0123456789"
+    final = gzip.compress(bytes(files), compresslevel=1, mtime=0)
+    write(str(tmp_path / "final/tmpfs-dev-64.tar.gz.img"), final)
+    manifest = encode(run, str(tmp_path / "base"), str(tmp_path / "final"), str(tmp_path / "delta"))
+    assert manifest["files"]["tmpfs-dev-64.tar.gz.img"]["encoding"] == "vcdiff"
+    decode(run, str(tmp_path / "base"), str(tmp_path / "delta"), str(tmp_path / "out"))
+    assert (tmp_path / "out/tmpfs-dev-64.tar.gz.img").read_bytes() == final
+
+
+def test_a_large_file_the_same_in_both_dumps_is_taken_from_the_base(tmp_path):
+    blob = os.urandom(1 << 20)
+    write(str(tmp_path / "base/tmpfs-dev-65.tar.gz.img"), blob)
+    write(str(tmp_path / "final/tmpfs-dev-65.tar.gz.img"), blob)
+    manifest = encode(run, str(tmp_path / "base"), str(tmp_path / "final"), str(tmp_path / "delta"))
+    assert manifest["files"]["tmpfs-dev-65.tar.gz.img"]["encoding"] == "same"
+    assert list_files(str(tmp_path / "delta")) == [MANIFEST]
+    decode(run, str(tmp_path / "base"), str(tmp_path / "delta"), str(tmp_path / "out"))
+    assert (tmp_path / "out/tmpfs-dev-65.tar.gz.img").read_bytes() == blob
+    # A base that is not the one the source compared against is caught by the checksum.
+    write(str(tmp_path / "base/tmpfs-dev-65.tar.gz.img"), os.urandom(1 << 20))
+    with pytest.raises(ImageSetError, match="checksum mismatch"):
+        decode(run, str(tmp_path / "base"), str(tmp_path / "delta"), str(tmp_path / "out"))

@@ -1,6 +1,9 @@
 """How edge_restore reads the lazy-pages daemon's end (the exit code the edge-migrate runtime
 writes) and stops a daemon no restore will use; the restore itself is a lab test."""
 
+import os
+import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -25,7 +28,7 @@ def test_the_daemons_exit_code_is_read_once_written(tmp_path):
 
 def test_only_a_lazy_pages_process_is_stopped(tmp_path):
     restore = restore_module()
-    work = tmp_path / "final.work"
+    work = pathlib.Path(restore.restore_work_dir(str(tmp_path / "final")))
     work.mkdir()
     bystander = subprocess.Popen(["sleep", "30"])
     daemon = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "lazy-pages"])
@@ -45,14 +48,19 @@ def test_only_a_lazy_pages_process_is_stopped(tmp_path):
     finally:
         bystander.kill()
         daemon.kill()
+        shutil.rmtree(work)
 
 
 def test_a_restore_whose_runtime_started_no_daemon_is_not_waited_for(tmp_path):
     # An edge-migrate runtime from before lazy restores ignores the option: runc restored every
     # page, there is no daemon to wait for and nothing to restore again (no engine is asked).
     restore = restore_module()
-    (tmp_path / "final.work").mkdir()
+    work = restore.restore_work_dir(str(tmp_path / "final"))
+    os.mkdir(work)
     result = {}
-    restore.settle_lazy_pages(None, None, {"Id": "c0ffee"}, str(tmp_path / "final"), {"wait_timeout": 30}, None,
-                              result)
+    try:
+        restore.settle_lazy_pages(None, None, {"Id": "c0ffee"}, str(tmp_path / "final"), {"wait_timeout": 30}, None,
+                                  result)
+    finally:
+        os.rmdir(work)
     assert "prepare_edges.yml" in result["lazy_pages"]["skipped"]

@@ -137,3 +137,17 @@ def test_a_lazy_pages_daemon_that_does_not_start_fails_the_restore(tmp_path):
                           env={"EDGE_MIGRATE_RUNC": "/bin/true", "EDGE_MIGRATE_CRIU": "/bin/false",
                                "PATH": os.environ["PATH"]})
     assert proc.returncode != 0 and "lazy-pages daemon did not start" in proc.stderr
+
+
+def test_criu_works_in_the_directory_named_beside_the_marker(tmp_path):
+    (tmp_path / "cp").mkdir()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "private").mkdir(mode=0o700)
+    (tmp_path / "cp" / "edge-migrate-images").write_text(str(tmp_path / "images"))
+    (tmp_path / "cp" / "edge-migrate-work").write_text(str(tmp_path / "private"))
+    rc, argv, _ = argv_seen_by_runc(tmp_path, "restore", "--image-path", str(tmp_path / "cp"), "--work-path", "/w",
+                                    "abc")
+    assert rc == 0
+    assert argv == ["restore", "--image-path", str(tmp_path / "images"), "--work-path", str(tmp_path / "private"),
+                    "abc"]
+    assert not (tmp_path / "images.work").exists()
