@@ -5,7 +5,6 @@ import hashlib
 import json
 import os
 import shutil
-import stat
 import sys
 import tempfile
 import time
@@ -14,6 +13,7 @@ import warnings
 from ansible.module_utils.edge_criu_options import write_restore_conf
 from ansible.module_utils.edge_engine_names import IMAGES_MARKER, MIGRATION_RUNTIME, WORK_MARKER
 from ansible.module_utils.edge_errors import EdgeError
+from ansible.module_utils.edge_private_dir import private_work_dir
 
 
 def _stdlib_distutils_first():
@@ -441,21 +441,6 @@ def restore_work_dir(images_dir):
     it, and a planted exit code would be read as the daemon's."""
     digest = hashlib.sha256(os.path.abspath(images_dir).encode()).hexdigest()[:24]
     return os.path.join(tempfile.gettempdir(), "edge-migrate-restore-" + digest)
-
-
-def private_work_dir(path):
-    """path as a directory only this user may write to: created 0700, or an earlier one of
-    ours (a real directory, ours, 0700), else refused."""
-    try:
-        os.mkdir(path, 0o700)
-        return path
-    except FileExistsError:
-        pass
-    info = os.lstat(path)
-    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
-        raise EdgeError("%s is not a private directory of this user (a symlink, another user's, or open to "
-                        "others): refused as CRIU's work directory" % path, cmd="stat %s" % path)
-    return path
 
 
 def _fresh_checkpoint_dir(root_dir, container_id, checkpoint_id):

@@ -1,12 +1,15 @@
 """Host-to-host transfer of a directory: rsync over SSH, pushed by the host that has the
 files straight to the one that needs them (the controller never relays memory images)."""
 
+import hashlib
 import os
 import re
 import shlex
+import tempfile
 import zlib
 
 from ansible.module_utils.edge_errors import EdgeError
+from ansible.module_utils.edge_private_dir import private_work_dir
 
 SSH_CONNECT_TIMEOUT = 10
 # What another edge's key may run on an edge: the verbs of its forced command
@@ -20,6 +23,8 @@ REFUSED = "edge-migrate-ssh: refused"
 SSH_CONTROL_PERSIST = 30
 # Longer socket paths do not fit a sockaddr_un; such a host simply opens a new connection each time.
 SSH_CONTROL_PATH_MAX = 100
+# Where root's shared connections have their sockets (other users: the temporary directory).
+SSH_CONTROL_DIR = "/run/edge-migrate-ssh"
 
 # Module options shared by the modules that push to another host.
 SYNC_ARGS = dict(
@@ -74,6 +79,29 @@ class TransferError(EdgeError):
     """A transfer failed."""
 
 
+def control_dir():
+    """The private directory of this user's shared connections' sockets."""
+    if os.geteuid() == 0 and os.path.isdir(os.path.dirname(SSH_CONTROL_DIR)):
+        return SSH_CONTROL_DIR
+    return os.path.join(tempfile.gettempdir(), "edge-migrate-ssh-%d" % os.geteuid())
+
+
+def control_socket(control_path):
+    """The socket of the shared connection that control_path names (the callers name it after
+    the migration's directory), or None when it cannot have one. The socket is not control_path
+    itself: other edges may write in the migration's directory, and ssh connects to, or gives
+    up multiplexing for, whatever it finds at ControlPath. It lies in a directory only this user
+    may write to, named by a digest of control_path."""
+    if not control_path:
+        return None
+    try:
+        directory = private_work_dir(control_dir())
+    except (EdgeError, OSError):
+        return None
+    socket = os.path.join(directory, hashlib.sha256(os.path.abspath(control_path).encode()).hexdigest()[:24])
+    return socket if len(socket) <= SSH_CONTROL_PATH_MAX else None
+
+
 def ssh_command(ssh_key=None, known_hosts=None, port=None, control_path=None):
     """The ssh command rsync runs: key-based, non-interactive, host key checked; with
     control_path, one connection is shared by the transfers of a migration (an SSH handshake
@@ -87,8 +115,9 @@ def ssh_command(ssh_key=None, known_hosts=None, port=None, control_path=None):
         argv += ["-o", "UserKnownHostsFile=%s" % known_hosts]
     if port:
         argv += ["-p", str(port)]
-    if control_path and len(control_path) <= SSH_CONTROL_PATH_MAX:
-        argv += ["-o", "ControlMaster=auto", "-o", "ControlPath=%s" % control_path,
+    socket = control_socket(control_path)
+    if socket:
+        argv += ["-o", "ControlMaster=auto", "-o", "ControlPath=%s" % socket,
                  "-o", "ControlPersist=%d" % SSH_CONTROL_PERSIST]
     return " ".join(shlex.quote(a) for a in argv)
 
@@ -148,7 +177,8 @@ def close_shared_connection(run, dest_host, dest_user="root", ssh_key=None, know
                             control_path=None, **_ignored):
     """End the shared connection (ssh -O exit) that commands given control_path opened; nothing
     when there is none. Returns ssh's exit code."""
-    if not control_path or len(control_path) > SSH_CONTROL_PATH_MAX or not os.path.exists(control_path):
+    socket = control_socket(control_path)
+    if not socket or not os.path.exists(socket):
         return 0
     argv = shlex.split(ssh_command(ssh_key, known_hosts, port, control_path))
     return run(argv + ["-O", "exit", "%s@%s" % (dest_user, dest_host)])[0]

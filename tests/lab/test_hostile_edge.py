@@ -218,14 +218,16 @@ def test_a_hostile_delta_is_refused_before_the_restore_and_the_service_rolls_bac
 
 def plant_symlinks(lab, name, src, dest, directory, names, canary):
     """Python for a hook: `src`, as a hostile edge, pushes into `dest`'s directory of the
-    migration a `directory/` holding symlinks with the given names, all pointing at canary."""
+    migration a `directory/` holding symlinks with the given names, all pointing at canary
+    (directory ".": the migration's directory itself)."""
     return (
         "work = sorted(glob.glob(%(work)r + '/%(name)s-*'), key=os.path.getmtime)[-1]\n"
         "src = tempfile.mkdtemp()\n"
         "for planted in %(names)r:\n"
         "    os.symlink(%(canary)r, os.path.join(src, planted))\n"
-        "rsync = %(rsync)r + ['--rsync-path=edge-migrate-receive --mkdir %%s/%(directory)s' %% work,\n"
-        "                     src + '/', 'root@%(address)s:%%s/%(directory)s/' %% work]\n"
+        "target = os.path.normpath(os.path.join(work, %(directory)r))\n"
+        "rsync = %(rsync)r + ['--rsync-path=edge-migrate-receive --mkdir %%s' %% target,\n"
+        "                     src + '/', 'root@%(address)s:%%s/' %% target]\n"
         "subprocess.run(rsync, check=True)\n"
         % {"work": lab[dest]["checkpoint_dir"], "name": name, "canary": canary, "address": lab[dest]["address"],
            "names": names, "directory": directory,
@@ -255,3 +257,27 @@ def test_symlinks_planted_where_criu_works_are_not_written_through(lab, service,
             assert handle.read() == b"intact\n", canary
     assert running_on(lab, service) == ["edge2"]
     assert counter(engine(lab["edge2"]), service) > before
+
+
+def test_a_control_socket_planted_in_the_migration_directory_is_not_followed(lab, service):
+    """Before the freeze, edge2 replaces the shared SSH connection's socket in edge1's directory
+    of the migration with a symlink to a connection edge1 holds to edge3: where the socket was
+    there, ssh followed it and the final checkpoint, meant for edge2, went to edge3 (here
+    edge3 refuses a path outside its own workdir; hosts with the same workdir would take it)."""
+    if "edge3" not in lab:
+        pytest.skip("needs three edges")
+    master = "/tmp/%s-master" % TAG
+    subprocess.run(ssh_argv(lab["edge1"], lab["edge3"], "-M", "-S", master, "-o", "ControlPersist=300", "-f", "-N"),
+                   check=True, timeout=60)
+    try:
+        plant = hook("import glob, os, subprocess, tempfile\n"
+                     + plant_symlinks(lab, service, "edge2", "edge1", ".", ["ssh"], master))
+        before = counter(engine(lab["edge1"]), service)
+        playbook("migrate.yml", "-e", "service=%s" % service, "-e", "destination=edge2", "-e",
+                 json.dumps({"migration_hooks": {"before_freeze": plant}}))
+        assert latest_report(service)["outcome"] == "migrated"
+        assert running_on(lab, service) == ["edge2"]
+        assert counter(engine(lab["edge2"]), service) > before
+        assert glob.glob(os.path.join(lab["edge3"]["checkpoint_dir"], "%s-*" % service)) == []
+    finally:
+        subprocess.run(["ssh", "-S", master, "-O", "exit", "x"], capture_output=True, timeout=30)

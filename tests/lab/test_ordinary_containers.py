@@ -27,6 +27,7 @@ pytestmark = pytest.mark.lab
 SIMPLE = "10.77.0.1:5000/simple:latest"
 PYTHON = "10.77.0.1:5000/openface-standin:latest"
 COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.1; done"
+COUNTER_ON_TERMINAL = "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; echo count $i; sleep 0.1; done"
 
 
 def migrate(name, destination="edge2", *extra, check=True):
@@ -48,7 +49,7 @@ def start_counter(lab, name, user=None, image=SIMPLE, entrypoint=("sh", "-c"), s
 
 
 def test_everyday_run_options_are_kept_and_the_counter_goes_on(lab):
-    """`docker run --init --restart unless-stopped --hostname ... -w ... -u 0 --memory ...`: every
+    """`docker run -dit --init --restart unless-stopped --hostname ... -w ... -u 0 --memory ...`: every
     row of the README's option table marked 'kept' is checked here on the destination."""
     name = "everyday"
     remove_everywhere(lab, name)
@@ -61,9 +62,9 @@ def test_everyday_run_options_are_kept_and_the_counter_goes_on(lab):
         port_bindings={"7000/tcp": 17000, "7001/tcp": 17001}, sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
         log_config={"Type": "json-file", "Config": {"max-size": "1m"}})
     container = source.create_container(
-        SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER], hostname="everyday-host",
+        SIMPLE, name=name, entrypoint=["sh", "-c"], command=[COUNTER_ON_TERMINAL], hostname="everyday-host",
         working_dir="/tmp", user="0", environment={"MODE": "edge", "FROM_ENV_FILE": "yes"},
-        labels={"team": "mobility"}, stop_signal="SIGINT", ports=[7000, 7001],
+        labels={"team": "mobility"}, stop_signal="SIGINT", ports=[7000, 7001], tty=True, stdin_open=True,
         healthcheck={"Test": ["CMD-SHELL", "test -s /tmp/n"], "Interval": 1_000_000_000, "Retries": 3},
         host_config=host_config)
     source.start(container)
@@ -88,8 +89,12 @@ def test_everyday_run_options_are_kept_and_the_counter_goes_on(lab):
         assert "MODE=edge" in config["Env"] and "FROM_ENV_FILE=yes" in config["Env"]
         assert config["Labels"]["team"] == "mobility" and config["StopSignal"] == "SIGINT"
         assert config["Entrypoint"] == ["sh", "-c"] and config["Healthcheck"]["Test"][0] == "CMD-SHELL"
+        assert config["Tty"] is True and config["OpenStdin"] is True
         after = read_file(engine(lab["edge2"]), name, "/tmp/n")
         assert after > before, "the counter restarted (%s before, %s after)" % (before, after)
+        time.sleep(1)
+        printed = engine(lab["edge2"]).logs(name, tail=1).decode().split()
+        assert printed[0] == "count" and int(printed[1]) > int(after), printed
         report = latest_report(name)
         assert "mntns-compat-mode" in report["criu"]["restore_options"] and report["trial_restore"] == "restored"
         assert memory_images_left(lab) == []

@@ -28,7 +28,8 @@ def test_the_docker_sdk_is_imported_without_setuptools(tmp_path):
     package.mkdir(parents=True)
     (tmp_path / "ansible" / "__init__.py").write_text("")
     (package / "__init__.py").write_text("")
-    for name in ("edge_docker.py", "edge_errors.py", "edge_criu_options.py", "edge_engine_names.py"):
+    for name in ("edge_docker.py", "edge_errors.py", "edge_criu_options.py", "edge_engine_names.py",
+                 "edge_private_dir.py"):
         shutil.copy(os.path.join(MODULE_UTILS, name), package / name)
     env = dict(os.environ, PYTHONPATH=str(tmp_path))
     env.pop("SETUPTOOLS_USE_DISTUTILS", None)

@@ -5,8 +5,9 @@ import os
 import shutil
 
 import pytest
-from ansible.module_utils.edge_docker import place_images_marker, private_work_dir, restore_work_dir
+from ansible.module_utils.edge_docker import place_images_marker, restore_work_dir
 from ansible.module_utils.edge_errors import EdgeError
+from ansible.module_utils.edge_private_dir import private_work_dir
 
 
 @pytest.fixture

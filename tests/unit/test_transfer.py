@@ -45,11 +45,33 @@ def test_parse_stats():
     assert parse_stats("")["bytes_sent"] == 0
 
 
-def test_ssh_shares_one_connection_when_given_a_short_control_path():
+def test_ssh_shares_one_connection_whose_socket_lies_in_a_private_directory(tmp_path, monkeypatch):
+    """The control path names the connection (the migration's directory, where other edges may
+    write); the socket is in a directory of this user's, 0700, one per name."""
+    from ansible.module_utils import edge_transfer
+    monkeypatch.setattr(edge_transfer, "control_dir", lambda: str(tmp_path / "ssh-sockets"))
     ssh = ssh_command("/k/id", control_path="/w/m1/ssh")
-    assert "ControlMaster=auto" in ssh and "ControlPath=/w/m1/ssh" in ssh and "ControlPersist=" in ssh
-    assert "ControlMaster" not in ssh_command("/k/id", control_path="/" + "x" * 120)
+    socket = edge_transfer.control_socket("/w/m1/ssh")
+    assert os.path.dirname(socket) == str(tmp_path / "ssh-sockets")
+    assert "ControlMaster=auto" in ssh and "ControlPath=%s" % socket in ssh and "ControlPersist=" in ssh
+    assert "/w/m1" not in ssh
+    assert os.stat(tmp_path / "ssh-sockets").st_mode & 0o777 == 0o700
+    assert edge_transfer.control_socket("/w/m2/ssh") != socket
+    assert edge_transfer.control_socket("/" + "x" * 120) is not None
     assert "ControlMaster" not in ssh_command("/k/id")
+
+
+def test_no_shared_connection_where_its_directory_is_not_private(tmp_path, monkeypatch):
+    from ansible.module_utils import edge_transfer
+    open_dir, elsewhere = tmp_path / "open", tmp_path / "elsewhere"
+    open_dir.mkdir(mode=0o777)
+    os.chmod(open_dir, 0o777)
+    elsewhere.mkdir(mode=0o700)
+    os.symlink(elsewhere, tmp_path / "planted")
+    for directory in (open_dir, tmp_path / "planted", tmp_path / ("long" * 30)):
+        monkeypatch.setattr(edge_transfer, "control_dir", lambda d=directory: str(d))
+        assert edge_transfer.control_socket("/w/m1/ssh") is None
+        assert "ControlMaster" not in ssh_command("/k/id", control_path="/w/m1/ssh")
 
 
 def test_compressed_ratio_tells_compressible_images_from_random_ones(tmp_path):
@@ -88,18 +110,21 @@ def test_changed_is_what_rsync_itemized(tmp_path):
     assert sync() == 1
 
 
-def test_a_shared_connection_is_ended_by_its_socket_and_none_is_left_alone(tmp_path):
+def test_a_shared_connection_is_ended_by_its_socket_and_none_is_left_alone(tmp_path, monkeypatch):
+    from ansible.module_utils import edge_transfer
     from ansible.module_utils.edge_transfer import close_shared_connection
+    monkeypatch.setattr(edge_transfer, "control_dir", lambda: str(tmp_path / "ssh-sockets"))
     calls = []
 
     def run(argv):
         calls.append(argv)
         return 0, "", ""
 
-    socket = tmp_path / "ssh"
-    assert close_shared_connection(run, "10.0.0.2", control_path=str(socket)) == 0 and calls == []
-    socket.write_text("")  # where ssh's master listens
-    close_shared_connection(run, "10.0.0.2", dest_user="root", ssh_key="/k/id", control_path=str(socket))
+    name = "/w/m1/ssh"
+    assert close_shared_connection(run, "10.0.0.2", control_path=name) == 0 and calls == []
+    socket = edge_transfer.control_socket(name)
+    open(socket, "w").close()  # where ssh's master listens
+    close_shared_connection(run, "10.0.0.2", dest_user="root", ssh_key="/k/id", control_path=name)
     argv = calls[0]
     assert argv[0] == "ssh" and argv[-3:] == ["-O", "exit", "root@10.0.0.2"]
     assert "ControlPath=%s" % socket in argv and "/k/id" in argv

@@ -1,0 +1,23 @@
+"""Directories only this user may write to, for files a root process creates or follows by
+name (CRIU's logs, SSH's control sockets): never in a migration's directory, where other edges
+may write (module_utils/edge_transfer RECEIVE)."""
+
+import os
+import stat
+
+from ansible.module_utils.edge_errors import EdgeError
+
+
+def private_work_dir(path):
+    """path as a directory only this user may write to: created 0700, or an earlier one of
+    ours (a real directory, ours, 0700), else refused."""
+    try:
+        os.mkdir(path, 0o700)
+        return path
+    except FileExistsError:
+        pass
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise EdgeError("%s is not a private directory of this user (a symlink, another user's, or open to "
+                        "others): refused" % path, cmd="stat %s" % path)
+    return path
