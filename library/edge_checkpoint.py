@@ -40,10 +40,14 @@ options:
         its own that this module leaves running (no background job of Ansible's to start, a
         module call less), and return. Its keys are M(edge_sync)'s options except I(src)
         (I(dest_host) and I(dest_dir) required; I(ssh_key), I(known_hosts), I(ssh_control_path),
-        I(compress_auto), I(progress_file)...), I(status_file), the file (in an existing
-        directory, written C(0600)) where the copy writes its end as a background job's status
-        file, with M(edge_sync)'s result, for M(edge_sync_progress) I(results_file), and
+        I(compress_auto), I(progress_file)...), I(status_file), the file (written C(0600)) where
+        the copy writes its end as a background job's status file, with M(edge_sync)'s result,
+        for M(edge_sync_progress) I(results_file), and
         I(time_limit), the seconds after which the copy is ended and fails (0, the default, none).
+      - I(status_file) and I(progress_file) must be in a directory only root writes to (created
+        C(0700) when missing, refused when open to others), never the migration's directory, which
+        other edges' keys may write to. The status file names the process that
+        M(edge_sync_progress) I(stop) ends.
       - Not in check mode.
     type: dict
 extends_documentation_fragment:
@@ -138,7 +142,7 @@ push:
     pid:
       description: The copying process.
       type: int
-  sample: {status_file: /var/lib/edge-migrate/openface-1/warmup.status, pid: 4242}
+  sample: {status_file: /run/edge-migrate-jobs/openface-1.warmup.status, pid: 4242}
 started_at:
   description: Epoch time at which the dump began (the container is frozen from then on when not left running).
   type: float

@@ -26,6 +26,14 @@ options:
     description: Seconds to wait for a graceful stop before the kill.
     type: int
     default: 10
+  only_created:
+    description:
+      - With I(state=absent), remove the container only while it has never been started (a
+        container a migration created on its destination and did not restore); one that runs
+        or has run is left as it is, with I(kept). A cancel acts on a record that another edge
+        could have written, naming the host where the service runs.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - edge
 requirements: [docker (Python SDK)]
@@ -69,6 +77,12 @@ stopped_at:
   type: float
   returned: when changed
   sample: 1764129612.456
+kept:
+  description: With I(only_created), the state of a container left alone because it has been started
+    (C(running), C(exited)...).
+  type: str
+  returned: when a started container was left alone
+  sample: running
 """
 
 import time
@@ -84,6 +98,7 @@ def main():
         state=dict(type="str", choices=["absent", "stopped", "present"], default="absent"),
         restart_policy=dict(type="dict"),
         stop_timeout=dict(type="int", default=10),
+        only_created=dict(type="bool", default=False),
         **DOCKER_ARGS), supports_check_mode=True)
     params = module.params
     try:
@@ -100,6 +115,8 @@ def main():
             after = (wanted or {}).get("Name", current)
             diff = {"before": {"restart_policy": current}, "after": {"restart_policy": after}}
             module.exit_json(changed=changed, existed=True, diff=diff)
+        if params["state"] == "absent" and params["only_created"] and inspect["State"].get("Status") != "created":
+            module.exit_json(changed=False, existed=True, kept=inspect["State"].get("Status"))
         running = bool(inspect["State"].get("Running"))
         stopped_at = None
         changed = params["state"] == "absent" or running

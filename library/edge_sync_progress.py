@@ -10,7 +10,8 @@ description:
     I(wait) seconds with the transfer's progress. Repeated with C(until) on I(finished), each
     retry shows how far the transfer has come (the C(edge_story) callback prints it) instead of
     a silent wait, and the loop ends at most a tenth of a second after the transfer.
-  - Changes nothing, unless asked to I(stop) the push. Once the job has ended, its result is returned as I(job) (no
+  - Changes nothing, unless asked to I(stop) the push, or the job has ended and I(erase) is set.
+    Once the job has ended, its result is returned as I(job) (no
     M(ansible.builtin.async_status) call is needed), and the module fails with the job's
     C(msg), C(cmd), C(rc) and C(stderr) when the job failed.
 options:
@@ -34,10 +35,16 @@ options:
         its process; the status file then says it failed, and this module does not fail.
     type: bool
     default: false
+  erase:
+    description:
+      - Once the job has ended and its result is read (or it was ended by I(stop)), remove
+        I(results_file) and I(progress_file), so that no call after this one acts on them.
+    type: bool
+    default: true
 attributes:
   check_mode:
     support: full
-    description: Reads only; with I(stop), says whether it would end the push.
+    description: Reads only; with I(stop), says whether it would end the push. Removes no file.
   diff_mode:
     support: none
     description: Returns no diff.
@@ -54,7 +61,7 @@ EXAMPLES = r"""
 - name: The checkpoint on its way to the destination
   edge_sync_progress:
     results_file: "{{ copy_job.results_file }}"
-    progress_file: /var/lib/edge-migrate/openface-1/warmup.progress
+    progress_file: /run/edge-migrate-jobs/openface-1.warmup.progress
     wait: 2
   register: copy_progress
   until: copy_progress.finished
@@ -92,6 +99,11 @@ progress:
       description: rsync has exited.
       type: bool
   sample: {bytes: 33554432, total_bytes: 268435456, percent: 12, rate: 2.34MB/s, time_left: "0:01:20", done: false}
+erased:
+  description: I(results_file) and I(progress_file) were removed (I(erase)).
+  type: bool
+  returned: always
+  sample: true
 stopped:
   description: With I(stop), the push had not ended and was ended (would be, in check mode).
   type: bool
@@ -104,6 +116,8 @@ job:
   sample: {changed: true, bytes_sent: 33554432, duration_s: 3.1, compressed: false}
 """
 
+import os
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.edge_async_job import wait_for_result
 from ansible.module_utils.edge_progress import read_progress
@@ -113,15 +127,32 @@ SHOWN = ("bytes", "total_bytes", "percent", "rate", "time_left", "done")
 CHECK_EVERY = 0.1
 
 
+def erase(module):
+    """Remove the job's files once it has ended: True when there were any."""
+    if not module.params["erase"] or module.check_mode:
+        return False
+    removed = False
+    for path in (module.params["results_file"], module.params["progress_file"]):
+        try:
+            os.unlink(path)
+            removed = True
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            module.fail_json(msg="cannot remove %s of the ended push: %s" % (path, exc), finished=True)
+    return removed
+
+
 def stop(module):
     results_file = module.params["results_file"]
     if module.check_mode:
         module.exit_json(changed=False, stopped=wait_for_result(results_file, 0, CHECK_EVERY) is None,
-                         finished=False, progress={})
+                         finished=False, progress={}, erased=False)
     stopped = stop_push_job(results_file)
     job = wait_for_result(results_file, 0, CHECK_EVERY)
-    module.exit_json(changed=stopped, stopped=stopped, finished=job is not None, progress={},
-                     **({"job": job} if job is not None else {}))
+    erased = erase(module)
+    module.exit_json(changed=stopped or erased, stopped=stopped, finished=job is not None, progress={},
+                     erased=erased, **({"job": job} if job is not None else {}))
 
 
 def main():
@@ -129,15 +160,17 @@ def main():
         results_file=dict(type="path", required=True),
         progress_file=dict(type="path", required=True),
         wait=dict(type="float", default=2),
-        stop=dict(type="bool", default=False)), supports_check_mode=True)
+        stop=dict(type="bool", default=False),
+        erase=dict(type="bool", default=True)), supports_check_mode=True)
     if module.params["stop"]:
         stop(module)
     job = wait_for_result(module.params["results_file"], module.params["wait"], CHECK_EVERY)
     progress = read_progress(module.params["progress_file"]) or {}
-    result = dict(changed=False, finished=job is not None,
+    result = dict(changed=False, finished=job is not None, erased=False,
                   progress={key: progress[key] for key in SHOWN if key in progress})
     if job is not None:
         result["job"] = job
+        result["erased"] = result["changed"] = erase(module)
         if job.get("failed"):
             module.fail_json(msg=job.get("msg") or "the background transfer failed", cmd=job.get("cmd"),
                              rc=job.get("rc"), stderr=job.get("stderr"), **result)

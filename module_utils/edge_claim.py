@@ -6,6 +6,8 @@ restore then writes in it how it ended, which the caller that lost waits for."""
 import os
 import time
 
+from ansible.module_utils.edge_private_dir import write_own_file
+
 RESTORING = "restoring"
 RESTORED = "restored"
 FAILED = "failed"
@@ -45,9 +47,7 @@ def read(path):
 def record(path, state, detail=""):
     """The claim's holder writes how it ended (atomically: the reader never sees half a line)."""
     tmp = "%s.%d" % (path, os.getpid())
-    with open(tmp, "w") as handle:
-        handle.write("%s %d %s\n" % (state, os.getpid(), detail.replace("\n", " ")))
-    os.chmod(tmp, 0o600)
+    write_own_file(tmp, "%s %d %s\n" % (state, os.getpid(), detail.replace("\n", " ")))
     os.replace(tmp, path)
 
 

@@ -13,7 +13,7 @@ import warnings
 from ansible.module_utils.edge_criu_options import write_restore_conf
 from ansible.module_utils.edge_engine_names import IMAGES_MARKER, MIGRATION_RUNTIME, WORK_MARKER
 from ansible.module_utils.edge_errors import EdgeError
-from ansible.module_utils.edge_private_dir import private_work_dir
+from ansible.module_utils.edge_private_dir import private_work_dir, write_own_file
 
 
 def _stdlib_distutils_first():
@@ -307,8 +307,7 @@ def hold_restart_policy(api, inspect, record_dir=None):
     policy = (inspect.get("HostConfig") or {}).get("RestartPolicy") or {}
     if policy.get("Name") not in (None, "", "no"):
         if record_dir:
-            with open(os.path.join(record_dir, RESTART_POLICY_FILE), "w") as handle:
-                json.dump(policy, handle)
+            write_own_file(os.path.join(record_dir, RESTART_POLICY_FILE), json.dumps(policy))
         set_restart_policy(api, inspect["Id"], {"Name": "no"})
     return policy
 

@@ -8,6 +8,7 @@ import json
 import os
 import time
 
+from ansible.module_utils.edge_private_dir import write_own_file
 from ansible.module_utils.edge_transfer import push
 
 # rsync -a already has -D (devices and specials: overlay whiteouts).
@@ -95,8 +96,7 @@ def push_tree(run, src, dest_host, dest_dir, since=None, listing=None, **options
         stats = push(run, src, dest_host, dest_dir, whole_file=False, extra_args=TREE_FLAGS, **options)
         stats["unchanged"] = False
         if since is None and listing:
-            with open(os.open(listing, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
-                json.dump(stable_dirs(src, started), handle)
+            write_own_file(listing, json.dumps(stable_dirs(src, started)))
             stats["listing"] = listing
     stats.update(src=src, dest=dest_dir, started_at=started, duration_s=round(time.monotonic() - began, 4))
     return stats

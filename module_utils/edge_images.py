@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import sys
+import tempfile
 
 from ansible.module_utils import edge_pagemap
 from ansible.module_utils.edge_errors import EdgeError
@@ -238,13 +239,24 @@ def checked_manifest(manifest):
     return manifest
 
 
-def _fresh_dir(path):
-    """An empty private directory at path: what a rebuild writes into (never through a symlink)."""
+def _building_dir(path):
+    """A new private directory beside path, of a name nobody can guess, to rebuild into. Not
+    path itself: other edges may write in the migration's directory, and one that swapped path
+    for a symlink while the rebuild wrote had root create files of the source's choosing
+    wherever it pointed."""
+    if os.path.islink(path):
+        raise ImageSetError("%s is a symlink: refused as the directory of a rebuilt checkpoint" % path)
+    return tempfile.mkdtemp(prefix=".rebuild-", dir=os.path.dirname(os.path.abspath(path)))
+
+
+def _put_in_place(building, path):
+    """Move the rebuilt directory to path (rename(2) neither follows a symlink at path nor
+    replaces anything but an empty directory there)."""
     if os.path.islink(path):
         raise ImageSetError("%s is a symlink: refused as the directory of a rebuilt checkpoint" % path)
     if os.path.isdir(path):
         shutil.rmtree(path)
-    make_private_dir(path)
+    os.rename(building, path)
 
 
 def _create(path):
@@ -259,8 +271,8 @@ def decode(run, base_dir, delta_dir, out_dir, workers=None, verified_base=None):
     freeze); a pages file rebuilt from such a base and a delta that came intact over SSH is
     the source's, so its own checksum (0.2 s for 300 MB) is not taken again in the freeze.
     Both received directories, the manifest and every page delta are checked first (plain
-    file names, regular files only, runs inside their files); out_dir is emptied and every
-    file in it created anew."""
+    file names, regular files only, runs inside their files); every file is created anew in a
+    private directory that then replaces out_dir."""
     for directory in (delta_dir, base_dir):
         try:
             check_received(directory)
@@ -272,11 +284,11 @@ def decode(run, base_dir, delta_dir, out_dir, workers=None, verified_base=None):
             manifest = checked_manifest(json.load(handle))
     except (OSError, ValueError, edge_pagemap.PagemapError) as exc:
         raise ImageSetError("the delta has no readable manifest at %s: %s" % (manifest_path, exc)) from exc
-    _fresh_dir(out_dir)
+    building = _building_dir(out_dir)
 
     def one(item):
         name, entry = item
-        out = inside(out_dir, name)
+        out = inside(building, name)
         checked_base = entry["encoding"] == "pages" and entry.get("base_sha256") and \
             (verified_base or {}).get(entry["base"]) == entry["base_sha256"]
         if entry["encoding"] == "pages":
@@ -306,10 +318,14 @@ def decode(run, base_dir, delta_dir, out_dir, workers=None, verified_base=None):
                                 % (name, actual, entry["sha256"]), stderr="sha256 %s != %s" % (actual, entry["sha256"]))
         return entry["size"]
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
-        ordered = sorted(manifest["files"].items(), key=lambda item: -item[1]["size"])
-        total = sum(pool.map(one, ordered))
-    check_received(out_dir)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2) as pool:
+            ordered = sorted(manifest["files"].items(), key=lambda item: -item[1]["size"])
+            total = sum(pool.map(one, ordered))
+        check_received(building)
+        _put_in_place(building, out_dir)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
     return {"files": len(manifest["files"]), "bytes": total}
 
 

@@ -8,6 +8,8 @@ import os
 import re
 import time
 
+from ansible.module_utils.edge_private_dir import write_own_file
+
 RECORD = "prepared.json"
 # A record taken by a finish: from then on the migration is an ordinary one (a killed finish is
 # recovered like any interrupted migration, not finished twice).
@@ -71,9 +73,7 @@ def write(workdir, record, ttl, now=None):
         raise RecordError("the migration's directory %s is missing on this host" % directory)
     path = os.path.join(directory, RECORD)
     temporary = path + ".new"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(record, handle, sort_keys=True)
+    write_own_file(temporary, json.dumps(record, sort_keys=True))
     os.rename(temporary, path)
     return record
 

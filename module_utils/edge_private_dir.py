@@ -21,3 +21,16 @@ def private_work_dir(path):
         raise EdgeError("%s is not a private directory of this user (a symlink, another user's, or open to "
                         "others): refused" % path, cmd="stat %s" % path)
     return path
+
+
+def write_own_file(path, text):
+    """Write text to path as a new file of this user's (0600), whatever stood there: for files
+    this host writes in a migration's directory, where other edges may plant a symlink (root
+    would write through it) or a fifo (the open would block), both removed, never opened."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 from ansible.module_utils.edge_images import tree_size
+from ansible.module_utils.edge_private_dir import private_work_dir
 from ansible.module_utils.edge_progress import RSYNC_PROGRESS_ARGS, progress_runner
 from ansible.module_utils.edge_transfer import ITEMIZE_ARGS, TransferError, compressed_ratio, push, push_options
 
@@ -50,7 +51,7 @@ def _run(argv, env=None):
 def write_status(results_file, status):
     """The status file, whole or not at all (a reader never sees half of it), 0600."""
     partial = "%s.%d.tmp" % (results_file, os.getpid())
-    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as handle:
         json.dump(status, handle)
     os.replace(partial, results_file)
 
@@ -92,7 +93,11 @@ def start_push_job(results_file, src, params, time_limit=0):
     """Start the push in a process of its own (detached: a new session, no descriptor of the
     caller's, so that the module's SSH session ends without it) and return its pid once its
     status file says it started, with that pid (stop_push_job ends it by it). The status file is
-    `results_file` (its directory must exist)."""
+    `results_file`, in a directory only this user may write to (created if missing, EdgeError if
+    not private), as is the progress file: stop_push_job ends the session the status file names,
+    so the file must not be in a directory other edges write to, as the migration's is."""
+    for path in (results_file, params.get("progress_file") or results_file):
+        private_work_dir(os.path.dirname(os.path.abspath(path)))
     ready_read, ready_write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the intermediate process, gone at once

@@ -281,3 +281,61 @@ def test_a_control_socket_planted_in_the_migration_directory_is_not_followed(lab
         assert glob.glob(os.path.join(lab["edge3"]["checkpoint_dir"], "%s-*" % service)) == []
     finally:
         subprocess.run(["ssh", "-S", master, "-O", "exit", "x"], capture_output=True, timeout=30)
+
+
+def test_a_push_status_planted_in_the_migration_directory_ends_no_process_of_the_source(lab, service):
+    """After the warm-up, edge2 writes into edge1's directory of the migration a status file of
+    the warm-up's copy that names a session of edge1 as the copy's (a sleeper here; dockerd or
+    sshd would do), then the migration fails: where the copy's status file was there, the
+    rollback, which ends a copy still under way, ended that session as root."""
+    sleeper = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        status = json.dumps({"started": 1, "finished": 0, "pid": sleeper.pid, "session": sleeper.pid})
+        plant = hook(
+            "import glob, os, subprocess, sys, tempfile\n"
+            "work = sorted(glob.glob(%(work)r + '/%(name)s-*'), key=os.path.getmtime)[-1]\n"
+            "src = tempfile.mkdtemp()\n"
+            "open(os.path.join(src, 'warmup.status'), 'w').write(%(status)r)\n"
+            "rsync = %(rsync)r + ['--rsync-path=edge-migrate-receive --mkdir %%s' %% work,\n"
+            "                     src + '/', 'root@%(address)s:%%s/' %% work]\n"
+            "subprocess.run(rsync, check=True)\n"
+            "sys.exit('the hostile destination fails the migration')\n"
+            % {"work": lab["edge1"]["checkpoint_dir"], "name": service, "status": status,
+               "address": lab["edge1"]["address"],
+               "rsync": ["nsenter", "--net=/run/netns/%s" % lab["edge2"]["netns"], "rsync", "-a", "-e",
+                         rsh(lab["edge2"])]})
+        before = counter(engine(lab["edge1"]), service)
+        proc = playbook("migrate.yml", "-e", "service=%s" % service, "-e", "destination=edge2", "-e",
+                        json.dumps({"migration_hooks": {"before_freeze": plant}}), check=False)
+        assert proc.returncode != 0
+        assert latest_report(service)["outcome"] == "failed"  # before the freeze
+        assert sleeper.poll() is None, "the rollback ended a session the hostile edge named"
+        assert running_on(lab, service) == ["edge1"]
+        time.sleep(1)
+        assert counter(engine(lab["edge1"]), service) > before
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_a_forged_prepared_record_does_not_have_a_cancel_remove_the_running_service(lab, service, tmp_path):
+    """edge2 writes into edge1's workdir a record of a prepared migration of the service whose
+    destination is edge1, where the service runs; the operator cancels the service's prepared
+    migrations: the cancel removed the container it names on the destination, the running
+    service, with its state."""
+    migration_id = "%s-20260101T000000" % service
+    now = time.time()
+    record = {"migration_id": migration_id, "service": service, "source": "edge1", "destination": "edge1",
+              "strategy": "delta", "prepared_at": now, "refreshed_at": now, "expires_at": now + 3600}
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    (forged / "prepared.json").write_text(json.dumps(record))
+    target = os.path.join(lab["edge1"]["checkpoint_dir"], migration_id)
+    proc = run(rsync_argv(lab["edge2"], lab["edge1"], str(forged), target,
+                          "--rsync-path=edge-migrate-receive --mkdir %s" % target))
+    assert proc.returncode == 0, proc.stderr
+    before = counter(engine(lab["edge1"]), service)
+    playbook("migrate.yml", "-e", "service=%s" % service, "-e", "step=cancel", check=False)
+    assert running_on(lab, service) == ["edge1"], "the cancel removed the running service"
+    time.sleep(1)
+    assert counter(engine(lab["edge1"]), service) > before

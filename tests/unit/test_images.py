@@ -55,6 +55,28 @@ def test_delta_and_rebuilt_dirs_are_private(dumps):
         assert stat.S_IMODE(os.stat(dumps / directory).st_mode) == 0o700
 
 
+def test_a_rebuild_does_not_write_through_a_directory_swapped_for_a_symlink_meanwhile(dumps):
+    """Another edge replaces the rebuild's directory with a symlink while xdelta3 runs (edge
+    keys may write in the migration's directory): nothing is written where it points, and the
+    rebuild is refused instead of being put in place."""
+    encode(run, str(dumps / "base"), str(dumps / "final"), str(dumps / "delta"))
+    elsewhere = dumps / "elsewhere"
+    elsewhere.mkdir()
+    out = dumps / "out"
+    out.mkdir()
+
+    def swapping_run(argv):
+        if not out.is_symlink():
+            os.rename(out, dumps / "moved-away")
+            os.symlink(elsewhere, out)
+        return run(argv)
+
+    with pytest.raises(ImageSetError, match="symlink"):
+        decode(swapping_run, str(dumps / "base"), str(dumps / "delta"), str(out))
+    assert os.listdir(elsewhere) == []
+    assert [name for name in os.listdir(dumps) if name.startswith(".rebuild-")] == []
+
+
 def test_corrupted_delta_is_caught_by_checksum(dumps):
     encode(run, str(dumps / "base"), str(dumps / "final"), str(dumps / "delta"))
     whole = dumps / "delta" / "core-1.img"

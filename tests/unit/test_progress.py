@@ -4,6 +4,7 @@
 import json
 import os
 
+import pytest
 from ansible.module_utils import edge_progress
 
 PROGRESS2 = ("\r          32,768   0%    0.00kB/s    0:00:00  \r     33,554,432  12%    2.34MB/s    0:01:20"
@@ -78,6 +79,24 @@ def test_progress_returns_as_soon_as_the_job_ends(run_module, tmp_path):
                                                         "progress_file": str(tmp_path / "none")})
     assert outcome == "exit" and result["finished"] is True and result["progress"] == {}
     assert time.monotonic() - begin < 10
+    assert result["erased"] is True and not results.exists()
+
+
+def test_a_push_keeps_its_status_only_in_a_private_directory(tmp_path):
+    """The status file names the session stop_push_job ends: a directory others may write to
+    (here open to all) is refused before anything starts."""
+    from ansible.module_utils.edge_errors import EdgeError
+    from ansible.module_utils.edge_push_job import start_push_job
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    src = tmp_path / "src"
+    src.mkdir()
+    with pytest.raises(EdgeError, match="not a private directory"):
+        start_push_job(str(shared / "warmup.status"), str(src), {"progress_file": None})
+    with pytest.raises(EdgeError, match="not a private directory"):
+        start_push_job(str(tmp_path / "jobs" / "warmup.status"), str(src), {"progress_file": str(shared / "p")})
+    assert os.listdir(shared) == [] and os.stat(tmp_path / "jobs").st_mode & 0o777 == 0o700
 
 
 def test_a_progress_file_that_cannot_be_written_does_not_stop_the_copy(tmp_path):
@@ -98,9 +117,14 @@ def test_stop_ends_nothing_that_has_ended_and_does_not_fail_on_a_failed_push(run
     outcome, result = run_module("edge_sync_progress", args)
     assert outcome == "exit" and (result["changed"], result["stopped"]) == (False, False)
     results.write_text(json.dumps({"failed": True, "finished": 1, "msg": "rsync failed"}))
-    outcome, result = run_module("edge_sync_progress", args)
+    progress.write_text("{}")
+    outcome, result = run_module("edge_sync_progress", dict(args, erase=False))
     assert outcome == "exit" and (result["changed"], result["stopped"], result["finished"]) == (False, False, True)
-    assert result["job"]["msg"] == "rsync failed"
+    assert result["job"]["msg"] == "rsync failed" and results.exists() and progress.exists()
+    # Erased once read: nothing of the push is left for a later call to act on.
+    outcome, result = run_module("edge_sync_progress", args)
+    assert outcome == "exit" and (result["stopped"], result["finished"], result["erased"]) == (False, True, True)
+    assert result["changed"] is True and not results.exists() and not progress.exists()
     # A status without the process's session (a job of async_wrapper's): not this module's to end.
     results.write_text(json.dumps({"started": 1, "finished": 0, "pid": os.getpid()}))
     outcome, result = run_module("edge_sync_progress", args)

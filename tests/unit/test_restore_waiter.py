@@ -121,9 +121,9 @@ def test_a_restore_that_died_without_saying_counts_as_failed(tmp_path, call_off)
     (tmp_path / "work").mkdir()
     path = str(tmp_path / "work/claim")
     # a process that claims, then is gone (killed before it could record how the restore ended)
-    subprocess.run([sys.executable, "-c", "import importlib.util, sys; "
-                    "spec = importlib.util.spec_from_file_location('c', sys.argv[1]); "
-                    "c = importlib.util.module_from_spec(spec); spec.loader.exec_module(c); "
+    subprocess.run([sys.executable, "-c", "import os, sys, ansible.module_utils as utils; "
+                    "utils.__path__.append(os.path.dirname(sys.argv[1])); "
+                    "from ansible.module_utils import edge_claim as c; "
                     "c.claim(sys.argv[2], c.RESTORING)", claim.__file__, path], check=True)
     assert claim.read(path)[0] == claim.RESTORING
     result = call_off(path, timeout=5.0)
