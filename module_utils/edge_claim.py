@@ -6,7 +6,7 @@ restore then writes in it how it ended, which the caller that lost waits for."""
 import os
 import time
 
-from ansible.module_utils.edge_private_dir import write_own_file
+from ansible.module_utils.edge_private_dir import replace_own_file
 
 RESTORING = "restoring"
 RESTORED = "restored"
@@ -46,9 +46,7 @@ def read(path):
 
 def record(path, state, detail=""):
     """The claim's holder writes how it ended (atomically: the reader never sees half a line)."""
-    tmp = "%s.%d" % (path, os.getpid())
-    write_own_file(tmp, "%s %d %s\n" % (state, os.getpid(), detail.replace("\n", " ")))
-    os.replace(tmp, path)
+    replace_own_file(path, "%s %d %s\n" % (state, os.getpid(), detail.replace("\n", " ")))
 
 
 def alive(pid):

@@ -8,7 +8,7 @@ import os
 import re
 import time
 
-from ansible.module_utils.edge_private_dir import write_own_file
+from ansible.module_utils.edge_private_dir import replace_own_file
 
 RECORD = "prepared.json"
 # A record taken by a finish: from then on the migration is an ordinary one (a killed finish is
@@ -72,9 +72,7 @@ def write(workdir, record, ttl, now=None):
     if not os.path.isdir(directory):
         raise RecordError("the migration's directory %s is missing on this host" % directory)
     path = os.path.join(directory, RECORD)
-    temporary = path + ".new"
-    write_own_file(temporary, json.dumps(record, sort_keys=True))
-    os.rename(temporary, path)
+    replace_own_file(path, json.dumps(record, sort_keys=True))
     return record
 
 

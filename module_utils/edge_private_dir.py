@@ -34,3 +34,11 @@ def write_own_file(path, text):
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
+
+
+def replace_own_file(path, text):
+    """Replace path with text, whole or not at all (a reader never sees half of it): written as
+    write_own_file does to a file of this process's beside it, then renamed over path."""
+    partial = "%s.%d.tmp" % (path, os.getpid())
+    write_own_file(partial, text)
+    os.replace(partial, path)

@@ -9,6 +9,8 @@ import subprocess
 import threading
 import time
 
+from ansible.module_utils.edge_private_dir import replace_own_file
+
 RSYNC_PROGRESS_ARGS = ("--info=progress2",)
 # "    33,554,432  12%    2.34MB/s    0:01:20" (and a trailing "(xfr#1, to-chk=3/5)" at times)
 _PROGRESS = re.compile(r"([\d,]+)\s+(\d{1,3})%\s+([\d.]+\s*[kMGT]?B/s)\s+(\d+:\d{2}:\d{2})")
@@ -28,11 +30,7 @@ def parse_progress(text):
 
 def write_progress(path, progress):
     """Replace path with progress (JSON), readable by root alone."""
-    tmp = "%s.%d.tmp" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(progress, handle)
-    os.replace(tmp, path)
+    replace_own_file(path, json.dumps(progress))
 
 
 def show_progress(path, progress):

@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from ansible.module_utils.edge_images import tree_size
-from ansible.module_utils.edge_private_dir import private_work_dir
+from ansible.module_utils.edge_private_dir import private_work_dir, replace_own_file
 from ansible.module_utils.edge_progress import RSYNC_PROGRESS_ARGS, progress_runner
 from ansible.module_utils.edge_transfer import ITEMIZE_ARGS, TransferError, compressed_ratio, push, push_options
 
@@ -50,10 +50,7 @@ def _run(argv, env=None):
 
 def write_status(results_file, status):
     """The status file, whole or not at all (a reader never sees half of it), 0600."""
-    partial = "%s.%d.tmp" % (results_file, os.getpid())
-    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600), "w") as handle:
-        json.dump(status, handle)
-    os.replace(partial, results_file)
+    replace_own_file(results_file, json.dumps(status))
 
 
 class TimeLimit(Exception):
