@@ -103,6 +103,20 @@ def test_prepare_then_finish_keeps_the_state_and_the_finish_is_quick(lab, user):
     assert job_files_naming(instance(user) + "-") == []  # the waiter's status file, with its secrets
 
 
+def test_a_controller_without_the_pointer_finishes_from_the_record_on_the_source(lab, user):
+    """Another controller (no pointer) finds the prepared migration in the edges' answers and
+    finishes it from the source's record, checked against its inventory and the containers."""
+    request(lab["edge1"], PORT, "GET")
+    before = state(lab["edge1"])
+    step(user, "prepare", "-e", "destination=edge2")
+    os.unlink(os.path.join(ROOT, "reports", "prepared", instance(user) + ".json"))
+    finish = step(user, "finish")
+    assert "Settle |" in finish.stdout
+    assert running_on(lab, instance(user)) == ["edge2"]
+    assert state(lab["edge2"]) == before
+    assert memory_images_left(lab) == [] and leftovers(lab, user) == []
+
+
 def test_prepare_then_cancel_leaves_the_service_untouched(lab, user):
     before = state(lab["edge1"])
     step(user, "prepare", "-e", "destination=edge2")

@@ -339,3 +339,45 @@ def test_a_forged_prepared_record_does_not_have_a_cancel_remove_the_running_serv
     assert running_on(lab, service) == ["edge1"], "the cancel removed the running service"
     time.sleep(1)
     assert counter(engine(lab["edge1"]), service) > before
+
+
+def test_a_forged_prepared_record_does_not_have_a_finish_push_the_sources_files(lab, service, tmp_path):
+    """edge2 writes into edge1's workdir a record of a prepared migration of the service to
+    edge2 whose final copy of the service's files takes a directory of edge1's of its choice to
+    edge2's workdir; the operator finishes the service's prepared migration: the source's root
+    pushed that directory to edge2 (and a record could as well name another engine, address or
+    volume to delete). The finish refuses the record before anything is frozen."""
+    migration_id = "%s-20260101T000000" % service
+    src_work = os.path.join(lab["edge1"]["checkpoint_dir"], migration_id)
+    loot = os.path.join(lab["edge2"]["checkpoint_dir"], "loot-%d" % os.getpid())
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "id_ed25519").write_text("PRIVATE KEY of edge1\n")
+    now = time.time()
+    record = {"migration_id": migration_id, "service": service, "source": "edge1", "destination": "edge2",
+              "strategy": "rsync", "strategy_reason": "", "src_work": src_work,
+              "dst_work": os.path.join(lab["edge2"]["checkpoint_dir"], migration_id),
+              "dest_address": lab["edge2"]["address"], "src_docker": lab["edge1"]["docker_host"],
+              "dst_docker": lab["edge2"]["docker_host"], "src_exec_root": lab["edge1"]["exec_root"],
+              "warmup_path": src_work + "/warmup", "base_sha256": {}, "compressed": False,
+              "fs_final_trees": [{"src": str(secrets), "dest": loot}],
+              "disk": {"copy_layer": False, "volumes": [], "copied_volumes": []}, "port_bindings": {},
+              "keep_source": False, "waiter_jid": "j1.1", "prepared_at": now, "refreshed_at": now,
+              "expires_at": now + 3600}
+    forged = tmp_path / "forged"
+    (forged / "warmup").mkdir(parents=True)
+    (forged / "prepared.json").write_text(json.dumps(record))
+    proc = run(rsync_argv(lab["edge2"], lab["edge1"], str(forged), src_work,
+                          "--rsync-path=edge-migrate-receive --mkdir %s" % src_work))
+    assert proc.returncode == 0, proc.stderr
+    try:
+        before = counter(engine(lab["edge1"]), service)
+        finish = playbook("migrate.yml", "-e", "service=%s" % service, "-e", "step=finish", check=False)
+        assert not os.path.exists(loot), "the finish pushed a directory of the source's to edge2"
+        assert finish.returncode != 0
+        assert "is refused" in finish.stdout and "Nothing was frozen" in finish.stdout, finish.stdout[-3000:]
+        assert running_on(lab, service) == ["edge1"]
+        time.sleep(1)
+        assert counter(engine(lab["edge1"]), service) > before
+    finally:
+        shutil.rmtree(loot, ignore_errors=True)
