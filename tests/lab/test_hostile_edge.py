@@ -14,6 +14,7 @@ import time
 
 import pytest
 from labtools import (
+    ROOT,
     engine,
     hook,
     lab_status,
@@ -346,7 +347,9 @@ def test_a_forged_prepared_record_does_not_have_a_finish_push_the_sources_files(
     edge2 whose final copy of the service's files takes a directory of edge1's of its choice to
     edge2's workdir; the operator finishes the service's prepared migration: the source's root
     pushed that directory to edge2 (and a record could as well name another engine, address or
-    volume to delete). The finish refuses the record before anything is frozen."""
+    volume to delete). Now a record whose destination holds no container prepared for it is not
+    finished but dropped, and the finish moves the service as a whole migration would, with
+    what its own edges answered."""
     migration_id = "%s-20260101T000000" % service
     src_work = os.path.join(lab["edge1"]["checkpoint_dir"], migration_id)
     loot = os.path.join(lab["edge2"]["checkpoint_dir"], "loot-%d" % os.getpid())
@@ -374,10 +377,41 @@ def test_a_forged_prepared_record_does_not_have_a_finish_push_the_sources_files(
         before = counter(engine(lab["edge1"]), service)
         finish = playbook("migrate.yml", "-e", "service=%s" % service, "-e", "step=finish", check=False)
         assert not os.path.exists(loot), "the finish pushed a directory of the source's to edge2"
-        assert finish.returncode != 0
-        assert "is refused" in finish.stdout and "Nothing was frozen" in finish.stdout, finish.stdout[-3000:]
-        assert running_on(lab, service) == ["edge1"]
+        assert finish.returncode == 0, finish.stdout[-3000:]
+        assert "the prepared migration %s is dropped" % migration_id in finish.stdout
+        assert running_on(lab, service) == ["edge2"]
         time.sleep(1)
-        assert counter(engine(lab["edge1"]), service) > before
+        assert counter(engine(lab["edge2"]), service) > before
+        assert not os.path.exists(src_work)
     finally:
         shutil.rmtree(loot, ignore_errors=True)
+
+
+def test_a_prepared_record_changed_to_send_elsewhere_is_refused_before_the_freeze(lab, service, tmp_path):
+    """A migration of the service is prepared for edge2; edge2 rewrites its record in edge1's
+    workdir so that the final checkpoint goes to edge3's address; a controller without the
+    pointer finishes it: refused, nothing frozen, the service runs on."""
+    playbook("migrate.yml", "-e", "service=%s" % service, "-e", "destination=edge2", "-e", "step=prepare")
+    os.unlink(os.path.join(ROOT, "reports", "prepared", service + ".json"))
+    [path] = glob.glob(os.path.join(lab["edge1"]["checkpoint_dir"], service + "-*", "prepared.json"))
+    with open(path) as handle:
+        record = json.load(handle)
+    record.update(dest_address=lab["edge3"]["address"],
+                  dst_work=os.path.join(lab["edge3"]["checkpoint_dir"], record["migration_id"]))
+    forged = tmp_path / "forged"
+    forged.mkdir()
+    (forged / "prepared.json").write_text(json.dumps(record))
+    proc = run(rsync_argv(lab["edge2"], lab["edge1"], str(forged), os.path.dirname(path)))
+    assert proc.returncode == 0, proc.stderr
+    before = counter(engine(lab["edge1"]), service)
+    finish = playbook("migrate.yml", "-e", "service=%s" % service, "-e", "step=finish", check=False)
+    assert finish.returncode != 0
+    assert "is refused" in finish.stdout and "Nothing was frozen" in finish.stdout, finish.stdout[-3000:]
+    assert "dest_address is '%s' where the inventory gives" % lab["edge3"]["address"] in finish.stdout
+    assert running_on(lab, service) == ["edge1"]
+    time.sleep(1)
+    assert counter(engine(lab["edge1"]), service) > before
+    assert glob.glob(os.path.join(lab["edge3"]["checkpoint_dir"], service + "-*")) == []
+    cancel = playbook("migrate.yml", "-e", "service=%s" % service, "-e", "step=cancel")
+    assert "is dropped" in cancel.stdout
+    assert running_on(lab, service) == ["edge1"]
