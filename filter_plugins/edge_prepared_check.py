@@ -11,7 +11,8 @@ from ansible.errors import AnsibleFilterError
 
 # Where each host's settings put a migration's directories and engines (choose.yml's paths).
 INVENTORY_FIELDS = ("src_work", "dst_work", "dest_address", "src_docker", "dst_docker", "src_exec_root")
-JOB_ID = re.compile(r"^j?[0-9]+\.[0-9]+$")
+# module_utils/edge_async_job.py JOB_ID, which reads the job's status file (a unit test keeps the two equal).
+JOB_ID = re.compile(r"j?[0-9]+\.[0-9]+")
 
 
 def _below(path, directory):
@@ -38,7 +39,7 @@ def prepared_record_problems(record, expected, strategies):
     src_work = expected.get("src_work") or ""
     if not _below(record.get("warmup_path"), src_work):
         problems.append("warmup_path %r is not in the migration's directory %s" % (record.get("warmup_path"), src_work))
-    if not isinstance(record.get("waiter_jid"), str) or not JOB_ID.match(record["waiter_jid"]):
+    if not isinstance(record.get("waiter_jid"), str) or not JOB_ID.fullmatch(record["waiter_jid"]):
         problems.append("waiter_jid %r is not a background job's id" % (record.get("waiter_jid"),))
     return problems
 

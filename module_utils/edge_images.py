@@ -239,21 +239,25 @@ def checked_manifest(manifest):
     return manifest
 
 
+def _refuse_symlink(path):
+    if os.path.islink(path):
+        raise ImageSetError("%s is a symlink: refused as the directory of a rebuilt checkpoint" % path)
+
+
 def _building_dir(path):
     """A new private directory beside path, of a name nobody can guess, to rebuild into. Not
     path itself: other edges may write in the migration's directory, and one that swapped path
     for a symlink while the rebuild wrote had root create files of the source's choosing
     wherever it pointed."""
-    if os.path.islink(path):
-        raise ImageSetError("%s is a symlink: refused as the directory of a rebuilt checkpoint" % path)
+    _refuse_symlink(path)
     return tempfile.mkdtemp(prefix=".rebuild-", dir=os.path.dirname(os.path.abspath(path)))
 
 
 def _put_in_place(building, path):
     """Move the rebuilt directory to path (rename(2) neither follows a symlink at path nor
-    replaces anything but an empty directory there)."""
-    if os.path.islink(path):
-        raise ImageSetError("%s is a symlink: refused as the directory of a rebuilt checkpoint" % path)
+    replaces anything but an empty directory there); path is looked at again, as it may have
+    been swapped while the rebuild ran."""
+    _refuse_symlink(path)
     if os.path.isdir(path):
         shutil.rmtree(path)
     os.rename(building, path)

@@ -2,7 +2,8 @@
 it (filter_plugins/edge_prepared_check.py)."""
 
 import pytest
-from edge_prepared_check import prepared_record_problems
+from ansible.module_utils import edge_async_job
+from edge_prepared_check import JOB_ID, prepared_record_problems
 
 STRATEGIES = ["delta", "iterative", "rsync"]
 EXPECTED = {"src_work": "/var/lib/em/svc-20260101T000000", "dst_work": "/srv/em/svc-20260101T000000",
@@ -37,6 +38,7 @@ def test_a_path_or_address_the_inventory_does_not_give_is_refused(field, value):
 @pytest.mark.parametrize("changes", [
     {"strategy": "cold"}, {"warmup_path": "/"}, {"warmup_path": EXPECTED["src_work"]},
     {"warmup_path": EXPECTED["src_work"] + "/../../../etc"}, {"waiter_jid": "../../etc/passwd"}, {"waiter_jid": None},
+    {"waiter_jid": "j1.1\n"},
 ])
 def test_a_strategy_warmup_path_or_job_id_it_cannot_have_is_refused(changes):
     assert len(prepared_record_problems(record(**changes), EXPECTED, STRATEGIES)) == 1
@@ -46,3 +48,7 @@ def test_a_workdir_written_with_a_trailing_slash_is_the_same_directory():
     expected = dict(EXPECTED, src_work="/var/lib/em//svc-20260101T000000")
     ok = record(src_work=expected["src_work"], warmup_path="/var/lib/em//svc-20260101T000000/warmup")
     assert prepared_record_problems(ok, expected, STRATEGIES) == []
+
+
+def test_the_job_id_is_the_one_the_destination_reads_a_status_file_by():
+    assert JOB_ID.pattern == edge_async_job.JOB_ID.pattern
